@@ -1,0 +1,90 @@
+"""Plain message types shared by channel adapters, the conversation engine and the outbox.
+
+They are frozen dataclasses with no behaviour so every layer (pure engine, Flask views, RQ jobs)
+can pass them around without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One selectable option on a screen: what the user types (`key`) and what they see (`label`)."""
+
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One screen or message for the user. `final` ends a USSD session; `choices` become Telegram buttons."""
+
+    text: str
+    final: bool = False
+    choices: tuple[Choice, ...] = ()
+    request_contact: bool = False  # Telegram: offer a "share my phone number" button
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A normalized incoming message, whatever provider it came from."""
+
+    channel: str  # stable channel slug: at-ussd, at-sms, twilio-sms, telegram, console
+    sender: str  # E.164 phone number, or "tg:<chat id>" for Telegram chats not yet linked
+    text: str
+    session_id: str  # provider session (USSD) or a stable per-sender key (SMS, Telegram)
+    provider_message_id: str | None = None
+    received_at: datetime | None = None
+    contact_phone: str | None = None  # Telegram: phone number the user shared with the contact button
+    callback_id: str | None = None  # Telegram: callback query to answer
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message to send asynchronously through a channel's `send()`."""
+
+    channel: str
+    recipient: str
+    text: str
+    idempotency_key: str
+    choices: tuple[Choice, ...] = ()
+    request_contact: bool = False
+
+
+class DeliveryState(str, Enum):
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery report from a provider, mapped to our vocabulary."""
+
+    channel: str
+    provider_message_id: str
+    state: DeliveryState
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What an adapter needs from an HTTP request, without Flask."""
+
+    url: str
+    headers: dict[str, str]
+    form: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    body: str = ""
+    status: int = 200
+    content_type: str = "text/plain; charset=utf-8"

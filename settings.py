@@ -1,0 +1,136 @@
+"""Configuration, read once from the environment into one immutable object.
+
+Everything else receives a `Settings`; nothing else reads `os.environ`. Casting is strict: a bad value stops
+the process with a message naming the variable, and production mode refuses the development defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'impact-connect.sqlite'}"
+DEV_SECRET_KEY = "dev-only-not-secret"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, malformed, or unsafe for the chosen environment."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET_KEY
+    log_level: str = "INFO"
+
+    mfi_id: str = "demo-mfi"
+    mfi_name: str = "Demo MFI"
+    currency: str = "KES"
+    default_locale: str = "en"
+    default_region: str = "KE"
+    timezone: str = "Africa/Nairobi"
+
+    ussd_session_ttl_seconds: int = 300
+    draft_ttl_days: int = 7
+    pin_max_attempts: int = 3
+    pin_lock_minutes: int = 30
+    activation_code_ttl_hours: int = 24
+    balance_cache_seconds: int = 60
+    rate_limit_per_phone_per_minute: int = 60
+    rate_limit_per_key_per_minute: int = 120
+
+    at_username: str = ""
+    at_api_key: str = ""
+    at_sender_id: str = ""
+    at_webhook_token: str = ""
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_public_url: str = ""
+    telegram_bot_token: str = ""
+    telegram_webhook_secret: str = ""
+    outbound_channel: str = "console"
+    send_timeout_seconds: float = 10.0
+    sms_per_second: float = 10.0
+
+    core_banking: str = "ledger"
+    fineract_url: str = ""
+    fineract_tenant: str = "default"
+    fineract_username: str = ""
+    fineract_password: str = ""
+    fineract_timeout_seconds: float = 3.0
+
+    portal_url: str = ""
+    portal_secret: str = ""
+    portal_secret_previous: str = ""
+    feed_max_attempts: int = 12
+    suppression_k: int = 5
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default `os.environ`); each field is the upper-cased variable name."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            raw = env.get(spec.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[spec.name] = _cast(spec.name, raw, spec.default)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse unsafe combinations; in production, refuse every development default."""
+        if self.app_env not in ("development", "test", "production"):
+            raise SettingsError(f"APP_ENV must be development, test or production, not {self.app_env!r}")
+        if self.core_banking not in ("ledger", "fineract"):
+            raise SettingsError(f"CORE_BANKING must be ledger or fineract, not {self.core_banking!r}")
+        if self.core_banking == "fineract" and not self.fineract_url:
+            raise SettingsError("CORE_BANKING=fineract needs FINERACT_URL")
+        if not self.is_production:
+            return
+        problems = []
+        if self.uses_sqlite:
+            problems.append("DATABASE_URL is SQLite (set a PostgreSQL URL)")
+        if not self.redis_url:
+            problems.append("REDIS_URL is unset (the in-process fakeredis is for development only)")
+        if self.secret_key == DEV_SECRET_KEY:
+            problems.append("SECRET_KEY is unset")
+        if problems:
+            raise SettingsError("refusing to start with APP_ENV=production: " + "; ".join(problems))
+
+
+def _cast(name: str, raw: str, default: object) -> object:
+    variable = name.upper()
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{variable} has value {raw!r}: not a valid boolean")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{variable} has value {raw!r}: not a whole number") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{variable} has value {raw!r}: not a number") from None
+    return raw.strip()

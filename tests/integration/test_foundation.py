@@ -1,0 +1,69 @@
+"""The service starts, reports its health, and refuses unsafe production settings."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+import db
+from app import create_app
+from settings import Settings, SettingsError
+
+
+def test_healthz_is_ok_when_the_process_is_up(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_is_green_when_database_and_redis_answer(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readyz_is_503_with_a_reason_when_the_database_is_unreachable(tmp_path):
+    unreachable = Settings(app_env="test", database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    response = create_app(unreachable).test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"].startswith("unreachable")
+
+
+def test_readyz_is_503_when_redis_is_unreachable(settings):
+    broken = Settings(app_env="test", database_url=settings.database_url, redis_url="redis://127.0.0.1:1/0")
+    response = create_app(broken).test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["redis"].startswith("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"APP_ENV": "production"}, "SQLite"),
+        ({"APP_ENV": "production", "DATABASE_URL": "postgresql+psycopg://db/x"}, "REDIS_URL is unset"),
+        (
+            {"APP_ENV": "production", "DATABASE_URL": "postgresql+psycopg://db/x", "REDIS_URL": "redis://r"},
+            "SECRET_KEY is unset",
+        ),
+    ],
+)
+def test_production_refuses_development_defaults_and_says_which(environ, named):
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(environ)
+
+
+def test_settings_reject_a_malformed_number_naming_the_variable():
+    with pytest.raises(SettingsError, match="PIN_MAX_ATTEMPTS"):
+        Settings.from_env({"PIN_MAX_ATTEMPTS": "three"})
+
+
+def test_pages_send_security_headers(client):
+    headers = client.get("/healthz").headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_migrations_and_models_agree(services):
+    db.import_all_models()
+    with services.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), db.Base.metadata)
+    assert differences == []
