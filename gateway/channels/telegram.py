@@ -1,0 +1,207 @@
+"""Telegram bot: webhook updates in, messages with keyboards out, through python-telegram-bot (v22).
+
+Telegram POSTs one JSON `Update` per request with our secret in `X-Telegram-Bot-Api-Secret-Token`
+(channels.md §3.1). A text message:
+
+    {"update_id": 912345678,
+     "message": {"message_id": 41, "date": 1744623067, "text": "/start",
+                 "chat": {"id": 5550001234, "type": "private", "first_name": "Amina"},
+                 "from": {"id": 5550001234, "is_bot": false, "first_name": "Amina", "language_code": "sw"}}}
+
+A button press arrives as `{"update_id": ..., "callback_query": {"id": "4382bfdwdsb323b2d9", "data": "2",
+"from": {...}, "chat_instance": "...", "message": {... "chat": {"id": 5550001234, ...}}}}`, and a shared contact
+as a message with `"contact": {"phone_number": "254711000111", "first_name": "Amina", "user_id": 5550001234}`.
+
+Only private chats are handled. The sender is `tg:<chat id>` until the service links the chat to a client.
+A contact's phone number is trusted only when `contact.user_id` is the sender's own id (a user can also
+share somebody else's contact card). PTB is asyncio-only, so `send()` builds a new `Bot` per call inside
+`asyncio.run` (never reuse a Bot across event loops). Callback queries must be answered
+(`answer_callback`), or the user's client shows a spinner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import telegram
+import telegram.error as tg_error
+from telegram.request import HTTPXRequest
+
+from gateway.channels.base import (
+    BadRequest,
+    Forbidden,
+    SendError,
+    e164,
+    header,
+    not_configured,
+    secrets_match,
+    sender_session,
+)
+from gateway.messages import Choice, Inbound, Outbound, Reply, WebhookRequest, WebhookResponse
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+MAX_CALLBACK_DATA_BYTES = 64  # Bot API limit; PTB does not check it
+SENDER_PREFIX = "tg:"
+
+T = TypeVar("T")
+
+
+class Telegram:
+    slug: ClassVar[str] = "telegram"
+    synchronous: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        bot_token: str = "",
+        webhook_secret: str = "",
+        base_url: str = "",
+        timeout_seconds: float = 10.0,
+        contact_button_label: str = "Share my phone number",
+    ) -> None:
+        self._token = bot_token
+        self._secret = webhook_secret
+        self._base_url = base_url or DEFAULT_BASE_URL
+        self._timeout = timeout_seconds
+        self._contact_label = contact_button_label
+
+    def verify(self, request: WebhookRequest) -> None:
+        if not self._secret:
+            raise Forbidden("telegram webhook secret not configured; refusing unauthenticated updates")
+        if not secrets_match(header(request, SECRET_HEADER), self._secret):
+            raise Forbidden(f"invalid {SECRET_HEADER}")
+
+    def parse(self, request: WebhookRequest) -> list[Inbound]:
+        update = _decode_update(request.body)
+        if update.callback_query is not None:
+            return self._parse_callback(update)
+        message = update.message
+        if message is None or message.chat.type != telegram.constants.ChatType.PRIVATE:
+            return []  # edits, channel posts, group chats, membership changes: nothing to answer
+        sender = SENDER_PREFIX + str(message.chat.id)
+        return [
+            Inbound(
+                channel=self.slug,
+                sender=sender,
+                text=message.text or "",
+                session_id=sender_session(self.slug, sender),
+                provider_message_id=str(update.update_id),
+                received_at=message.date,
+                contact_phone=_own_contact_phone(message),
+            )
+        ]
+
+    def _parse_callback(self, update: telegram.Update) -> list[Inbound]:
+        query = update.callback_query
+        assert query is not None
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        sender = SENDER_PREFIX + str(chat_id)
+        return [
+            Inbound(
+                channel=self.slug,
+                sender=sender,
+                text=query.data or "",
+                session_id=sender_session(self.slug, sender),
+                provider_message_id=str(update.update_id),
+                callback_id=query.id,
+            )
+        ]
+
+    def respond(self, replies: Sequence[Reply]) -> WebhookResponse:
+        return WebhookResponse(body="")  # replies go through the outbox
+
+    def send(self, message: Outbound) -> str | None:
+        chat_id = _chat_id(message.recipient)
+        markup = self._markup(message)
+
+        async def send_message(bot: telegram.Bot) -> str:
+            sent = await bot.send_message(chat_id=chat_id, text=message.text, reply_markup=markup)
+            return f"{chat_id}:{sent.message_id}"
+
+        return self._run(send_message)
+
+    def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        """Stop the spinner on the button the user pressed (Telegram requires an answer to every query)."""
+
+        async def answer(bot: telegram.Bot) -> None:
+            await bot.answer_callback_query(callback_query_id=callback_id, text=text)
+
+        self._run(answer)
+
+    def _markup(self, message: Outbound) -> telegram.InlineKeyboardMarkup | telegram.ReplyKeyboardMarkup | None:
+        if message.request_contact:  # one keyboard per message: the contact button wins
+            button = telegram.KeyboardButton(self._contact_label, request_contact=True)
+            return telegram.ReplyKeyboardMarkup([[button]], one_time_keyboard=True, resize_keyboard=True)
+        if message.choices:
+            return telegram.InlineKeyboardMarkup([[_button(choice)] for choice in message.choices])
+        return None
+
+    def _run(self, call: Callable[[telegram.Bot], Awaitable[T]]) -> T:
+        if not self._token:
+            raise not_configured(self.slug)
+        try:
+            return asyncio.run(self._with_bot(call))
+        except tg_error.TelegramError as exc:
+            raise _send_error(exc) from exc
+
+    async def _with_bot(self, call: Callable[[telegram.Bot], Awaitable[T]]) -> T:
+        timeout = self._timeout
+        request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+        bot = telegram.Bot(self._token, base_url=self._base_url, request=request)
+        try:
+            return await call(bot)
+        finally:
+            await request.shutdown()
+
+
+def _decode_update(body: bytes) -> telegram.Update:
+    try:
+        data: Any = json.loads(body)
+        update = telegram.Update.de_json(data, None)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise BadRequest("body is not a Telegram Update") from exc
+    if update is None:
+        raise BadRequest("body is not a Telegram Update")
+    return update
+
+
+def _own_contact_phone(message: telegram.Message) -> str | None:
+    contact = message.contact
+    if contact is None or message.from_user is None or contact.user_id != message.from_user.id:
+        return None
+    try:
+        return e164(contact.phone_number, "contact.phone_number")
+    except BadRequest:
+        log.warning("ignoring a shared contact whose number is not a phone number")
+        return None
+
+
+def _chat_id(recipient: str) -> int:
+    raw = recipient.removeprefix(SENDER_PREFIX)
+    try:
+        return int(raw)
+    except ValueError:
+        raise SendError("telegram: recipient is not a Telegram chat id", retryable=False) from None
+
+
+def _button(choice: Choice) -> telegram.InlineKeyboardButton:
+    if not 1 <= len(choice.key.encode()) <= MAX_CALLBACK_DATA_BYTES:
+        raise SendError(f"telegram: choice key must be 1-{MAX_CALLBACK_DATA_BYTES} bytes", retryable=False)
+    return telegram.InlineKeyboardButton(choice.label, callback_data=choice.key)
+
+
+def _send_error(exc: tg_error.TelegramError) -> SendError:
+    """Flood control and network trouble pass; a bad request, a blocked bot or a bad token do not."""
+    if isinstance(exc, tg_error.RetryAfter):
+        return SendError(f"telegram: rate limited, retry after {exc.retry_after}", retryable=True)
+    if isinstance(exc, tg_error.BadRequest):  # a NetworkError subclass, so test it first
+        return SendError(f"telegram: bad request: {exc.message}", retryable=False)
+    if isinstance(exc, tg_error.NetworkError):  # includes TimedOut and 5xx answers
+        return SendError(f"telegram: {type(exc).__name__}: {exc.message}", retryable=True)
+    return SendError(f"telegram: {type(exc).__name__}: {exc.message}", retryable=False)  # Forbidden, InvalidToken
