@@ -166,3 +166,5 @@ class ActivationCode(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Wrong tries against this code; after a few the code is spent, so 6 digits cannot be brute-forced.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)

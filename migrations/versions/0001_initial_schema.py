@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:16:09.139273
+Create Date: 2026-11-23 13:19:40.859323
 """
 
 from __future__ import annotations
@@ -241,6 +241,7 @@ def upgrade() -> None:
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("failed_attempts", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_activation_codes_client_id_clients")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_activation_codes")),
     )

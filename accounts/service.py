@@ -1,0 +1,264 @@
+"""Client and staff look-up by phone, activation codes, and PIN set/verify/lock/unlock/reset.
+
+Called by the conversation shell (USSD/SMS/Telegram), the CLI and the API with an open `Session`; nothing here
+commits. Every lock, unlock, reset and code issue writes a `PinAudit` row. PINs and codes exist in plaintext only as
+arguments: they are stored as argon2id hashes and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from accounts.limiter import AttemptLimiter
+from accounts.models import ActivationCode, Client, ClientPhone, PinAudit, Staff
+from accounts.pins import hash_secret, new_activation_code, secret_matches, weak_pin_reason
+from settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_CODE_ATTEMPTS = 5  # wrong tries before an activation code is spent
+
+ACTION_CODE_ISSUED = "activation_code_issued"
+ACTION_ACTIVATED = "activated"
+ACTION_PIN_SET = "pin_set"
+ACTION_LOCKED = "locked"
+ACTION_UNLOCKED = "unlocked"
+ACTION_RESET = "reset"
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """The outcome of one PIN attempt; `locked_minutes` > 0 means no attempts are accepted for that long."""
+
+    ok: bool
+    attempts_left: int
+    locked_minutes: int = 0
+    needs_activation: bool = False  # no PIN set yet (new client, or reset by an officer)
+
+
+# --- look-ups -------------------------------------------------------------------------------------------------
+
+
+def normalise_phone(raw: str, default_region: str | None = None) -> str | None:
+    """E.164 form of `raw` ("0711 000111" with region KE -> "+254711000111"), or None when it is not a number."""
+    text = raw.strip()
+    if not text:
+        return None
+    if default_region is None and not text.startswith("+"):
+        text = "+" + text
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clients_on_phone(session: Session, phone: str, *, default_region: str | None = None) -> list[Client]:
+    """Every client using `phone` (a shared phone gives several), in a stable order."""
+    e164 = normalise_phone(phone, default_region)
+    if e164 is None:
+        return []
+    query = select(Client).join(ClientPhone).where(ClientPhone.phone == e164).order_by(Client.name, Client.id)
+    return list(session.scalars(query).unique())
+
+
+def staff_on_phone(session: Session, phone: str, *, default_region: str | None = None) -> Staff | None:
+    e164 = normalise_phone(phone, default_region)
+    if e164 is None:
+        return None
+    return session.scalars(select(Staff).where(Staff.phone == e164)).first()
+
+
+def find_clients(session: Session, phone_or_external_id: str, *, default_region: str | None = None) -> list[Client]:
+    """Clients matching an external id exactly, else those on the phone number."""
+    who = phone_or_external_id.strip()
+    by_id = session.scalars(select(Client).where(Client.external_id == who)).first()
+    if by_id is not None:
+        return [by_id]
+    return clients_on_phone(session, who, default_region=default_region)
+
+
+def find_client(session: Session, phone_or_external_id: str, *, default_region: str | None = None) -> Client | None:
+    """The one client meant by an external id or phone; None when unknown or when several share the phone."""
+    found = find_clients(session, phone_or_external_id, default_region=default_region)
+    return found[0] if len(found) == 1 else None
+
+
+def find_staff(session: Session, phone_or_external_id: str, *, default_region: str | None = None) -> Staff | None:
+    who = phone_or_external_id.strip()
+    staff = session.scalars(select(Staff).where(Staff.external_id == who)).first()
+    return staff or staff_on_phone(session, who, default_region=default_region)
+
+
+# --- activation codes -----------------------------------------------------------------------------------------
+
+
+def issue_activation_code(session: Session, client: Client, *, issued_by: str, now: datetime, ttl_hours: int) -> str:
+    """A fresh 6-digit one-time code for `client` (returned once; only its hash is kept). Older codes stop working."""
+    for previous in _open_codes(session, client.id, now):
+        previous.used_at = now
+    code = new_activation_code()
+    session.add(
+        ActivationCode(
+            client_id=client.id,
+            code_hash=hash_secret(code),
+            issued_by=issued_by,
+            issued_at=now,
+            expires_at=now + timedelta(hours=ttl_hours),
+            failed_attempts=0,
+        )
+    )
+    _audit(session, client.id, ACTION_CODE_ISSUED, issued_by, now)
+    session.flush()
+    return code
+
+
+def activate(session: Session, client_id: int, code: str, *, now: datetime) -> bool:
+    """Spend the client's latest unexpired unused code if `code` matches it; a few wrong tries spend it anyway."""
+    latest = session.scalars(
+        select(ActivationCode)
+        .where(ActivationCode.client_id == client_id, ActivationCode.used_at.is_(None))
+        .order_by(ActivationCode.issued_at.desc(), ActivationCode.id.desc())
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if latest is None or _aware(latest.expires_at) <= now:
+        return False
+    if not secret_matches(latest.code_hash, code.strip()):
+        latest.failed_attempts = (latest.failed_attempts or 0) + 1
+        if latest.failed_attempts >= MAX_CODE_ATTEMPTS:
+            latest.used_at = now
+        return False
+    latest.used_at = now
+    client = session.get_one(Client, client_id)
+    client.activated_on = client.activated_on or now.date()
+    _audit(session, client_id, ACTION_ACTIVATED, "client", now)
+    return True
+
+
+def expiry_of_latest_code(session: Session, client_id: int) -> datetime | None:
+    latest = session.scalars(
+        select(ActivationCode).where(ActivationCode.client_id == client_id).order_by(ActivationCode.id.desc())
+    ).first()
+    return _aware(latest.expires_at) if latest else None
+
+
+def _open_codes(session: Session, client_id: int, now: datetime) -> list[ActivationCode]:
+    query = select(ActivationCode).where(ActivationCode.client_id == client_id, ActivationCode.used_at.is_(None))
+    return [code for code in session.scalars(query) if _aware(code.expires_at) > now]
+
+
+# --- PINs -----------------------------------------------------------------------------------------------------
+
+
+def set_pin(session: Session, client_id: int, pin: str, *, phone: str | None, now: datetime) -> str | None:
+    """Store a new PIN; None when accepted, else the msgid saying why it was refused (weak PIN)."""
+    reason = weak_pin_reason(pin, phone)
+    if reason is not None:
+        return reason
+    client = session.get_one(Client, client_id)
+    client.pin_hash = hash_secret(pin)
+    client.pin_failed_attempts = 0
+    client.pin_locked_until = None
+    _audit(session, client_id, ACTION_PIN_SET, "client", now)
+    return None
+
+
+def verify_pin(
+    session: Session,
+    limiter: AttemptLimiter,
+    client_id: int,
+    pin: str,
+    *,
+    phone: str | None,
+    now: datetime,
+    settings: Settings,
+) -> PinCheck:
+    """Check one PIN attempt: locked accounts and rate-limited phones/clients are refused before any comparison."""
+    client = session.scalars(select(Client).where(Client.id == client_id).with_for_update()).one()
+    if not client.pin_hash:
+        return PinCheck(False, 0, 0, needs_activation=True)
+    locked = _minutes_locked(client, now)
+    if locked:
+        return PinCheck(False, 0, locked)
+    slot = limiter.take(phone=phone, client_id=client_id, now=now)
+    if not slot.allowed:
+        logger.warning("PIN attempts rate-limited for client %s", client_id)
+        return PinCheck(False, 0, slot.retry_after_minutes)
+    if secret_matches(client.pin_hash, pin):
+        limiter.give_back(slot)
+        client.pin_failed_attempts = 0
+        return PinCheck(True, settings.pin_max_attempts)
+    return _wrong_pin(session, client, now, settings)
+
+
+def _wrong_pin(session: Session, client: Client, now: datetime, settings: Settings) -> PinCheck:
+    client.pin_failed_attempts = (client.pin_failed_attempts or 0) + 1
+    left = settings.pin_max_attempts - client.pin_failed_attempts
+    if left > 0:
+        return PinCheck(False, left)
+    client.pin_failed_attempts = 0
+    client.pin_locked_until = now + timedelta(minutes=settings.pin_lock_minutes)
+    _audit(session, client.id, ACTION_LOCKED, "system", now)
+    logger.info("client %s locked after %s wrong PINs", client.id, settings.pin_max_attempts)
+    return PinCheck(False, 0, settings.pin_lock_minutes)
+
+
+def _minutes_locked(client: Client, now: datetime) -> int:
+    if client.pin_locked_until is None:
+        return 0
+    remaining = (_aware(client.pin_locked_until) - now).total_seconds()
+    return math.ceil(remaining / 60) if remaining > 0 else 0
+
+
+def is_locked(client: Client, now: datetime) -> bool:
+    return _minutes_locked(client, now) > 0
+
+
+def unlock(
+    session: Session, client: Client, *, actor: str, now: datetime, limiter: AttemptLimiter | None = None
+) -> None:
+    """An officer lifts a lock (and the client's rate-limit window); the PIN stays as it was."""
+    client.pin_locked_until = None
+    client.pin_failed_attempts = 0
+    if limiter is not None:
+        limiter.clear_client(client.id, now)
+    _audit(session, client.id, ACTION_UNLOCKED, actor, now)
+
+
+def reset_pin(
+    session: Session, client: Client, *, actor: str, now: datetime, limiter: AttemptLimiter | None = None
+) -> None:
+    """Officer-assisted reset: PIN forgotten, open codes spent; the client re-activates with a new code."""
+    client.pin_hash = None
+    client.pin_locked_until = None
+    client.pin_failed_attempts = 0
+    for code in _open_codes(session, client.id, now):
+        code.used_at = now
+    if limiter is not None:
+        limiter.clear_client(client.id, now)
+    _audit(session, client.id, ACTION_RESET, actor, now)
+
+
+def pin_history(session: Session, client_id: int) -> list[PinAudit]:
+    """The client's audit trail (codes issued, activations, locks, unlocks, resets), oldest first."""
+    query = select(PinAudit).where(PinAudit.client_id == client_id).order_by(PinAudit.at, PinAudit.id)
+    return list(session.scalars(query))
+
+
+def _audit(session: Session, client_id: int, action: str, actor: str, now: datetime) -> None:
+    session.add(PinAudit(client_id=client_id, action=action, actor=actor, at=now))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
