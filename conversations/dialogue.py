@@ -1,0 +1,156 @@
+"""The plain data the conversation engine reads and returns: state, events, context and step.
+
+Kept apart from the engine's logic so the shell (`service.py`) can build and store these values without
+pulling in the flows. State is a frozen dataclass that round-trips through JSON (it lives in Redis between
+hops); it never holds a PIN or an activation code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from conversations.effects import Effect
+from conversations.scripts import SurveyScript
+from gateway.messages import Reply
+
+Translate = Callable[..., str]
+"""`translate(msgid, **params)`, or `translate(singular, plural=..., n=..., **params)`; %-style named params."""
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Start:
+    """A new session (first USSD hop, or a new SMS/Telegram conversation)."""
+
+
+@dataclass(frozen=True)
+class UserInput:
+    """What the user typed this hop, already split off by the shell."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class EffectResult:
+    """The shell's answer to an effect that needed IO."""
+
+    kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+Event = Start | UserInput | EffectResult
+
+
+@dataclass(frozen=True)
+class ClientRef:
+    """A client registered on the calling phone."""
+
+    id: int
+    display_name: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the shell knows about this caller, passed in on every call.
+
+    `draft` is the durable draft found for the client: {"answers": {"<question index>": <option position>},
+    "started_at": "<display label>"}. `features` switches main-menu entries off by name (survey, balances,
+    statement, progress, consent, language, change_pin); a missing name means on.
+    """
+
+    channel: str = "ussd"
+    role: str = "client"
+    clients: tuple[ClientRef, ...] = ()
+    authenticated_client_id: int | None = None
+    survey: SurveyScript | None = None
+    draft: Mapping[str, Any] | None = None
+    show_band_to_client: bool = False
+    languages: tuple[tuple[str, str], ...] = ()
+    pin_status: str = "active"
+    features: Mapping[str, bool] = field(default_factory=dict)
+    sms_max_segments: int = 2
+
+
+@dataclass(frozen=True)
+class State:
+    """Where the dialogue is. JSON round-trip with `to_json()`/`from_json()`."""
+
+    node: str = "start"
+    page: int = 0
+    invalid: int = 0
+    client_id: int | None = None
+    client_label: str | None = None
+    mode: str = "self"
+    scorecard_id: str | None = None
+    answers: tuple[int | None, ...] = ()
+    question: int = 0
+    reviewing: bool = False
+    pin_ok: bool = False
+    pin_purpose: str | None = None
+    after_pin: str | None = None
+    info_title: str | None = None
+    lines: tuple[str, ...] = ()
+    shared_lines: tuple[str, ...] = ()
+    consent_version: str | None = None
+    consent_current: bool | None = None
+    consent_granted: bool | None = None
+    version: int = STATE_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """A dict of JSON types (tuples become lists)."""
+        data = asdict(self)
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> State:
+        """Rebuild a state; a missing, foreign or older-version payload gives a fresh state instead of an error."""
+        if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
+            return cls()
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            default = getattr(defaults, spec.name)
+            value = data.get(spec.name, default)
+            values[spec.name] = _coerce(value, default, spec.name)
+        try:
+            return cls(**values)
+        except (TypeError, ValueError):
+            return cls()
+
+
+_OPTIONAL_INT = {"client_id"}
+_OPTIONAL_STR = {"client_label", "scorecard_id", "pin_purpose", "after_pin", "info_title", "consent_version"}
+_OPTIONAL_BOOL = {"consent_current", "consent_granted"}
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    """Keep a stored value only when it has the field's type; fall back to the default otherwise."""
+    if name == "answers":
+        ok = isinstance(value, list | tuple) and all(_is_int(v) or v is None for v in value)
+        return tuple(value) if ok else ()
+    if name in ("lines", "shared_lines"):
+        return tuple(value) if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value) else ()
+    if name in _OPTIONAL_INT:
+        return value if value is None or _is_int(value) else default
+    if name in _OPTIONAL_STR:
+        return value if value is None or isinstance(value, str) else default
+    if name in _OPTIONAL_BOOL:
+        return value if value is None or isinstance(value, bool) else default
+    return value if type(value) is type(default) else default
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one call to `advance` produced."""
+
+    state: State
+    replies: tuple[Reply, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    finished: bool = False

@@ -1,0 +1,175 @@
+"""Screen budgets and paging: cut a menu or long text into pages that each fit one USSD screen, SMS or message.
+
+A USSD screen carries 182 GSM-7 characters, or 80 when one character needs UCS-2; an SMS reply is held to a few
+segments; Telegram allows 4096 characters. The engine describes a screen once (title, numbered items, navigation)
+and this module decides where the pages break, so every reply fits and every item keeps its real number.
+Pure: no IO, only `gateway.encoding` arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gateway import encoding
+from gateway.messages import Choice
+
+MORE_KEY, BACK_KEY, HOME_KEY = "98", "0", "00"
+TELEGRAM_LIMIT = 4096
+DEFAULT_SMS_SEGMENTS = 2
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much text one reply may carry on a channel ("ussd", "sms", "telegram"; anything else is held to USSD)."""
+
+    channel: str
+    sms_max_segments: int = DEFAULT_SMS_SEGMENTS
+
+    def fits(self, text: str) -> bool:
+        """True when `text` fits in one reply on this channel."""
+        if self.channel == "telegram":
+            return len(text.encode("utf-16-le")) // 2 <= TELEGRAM_LIMIT
+        if self.channel == "sms":
+            return encoding.segment_count(text) <= max(1, self.sms_max_segments)
+        return encoding.fits_ussd(text)
+
+
+@dataclass(frozen=True)
+class NavLabels:
+    """Translated words for the navigation lines ("98 More", "0 Back", "00 Menu")."""
+
+    more: str = "More"
+    back: str = "Back"
+    home: str = "Menu"
+
+
+@dataclass(frozen=True)
+class ScreenSpec:
+    """What one screen shows, before paging.
+
+    `title` may be long or span lines; `items` are numbered choices shown as "key label"; `back`/`home` say whether
+    "0 Back" (on the first page) and "00 Menu" are offered; `notices` are the texts that may be shown above the first
+    page (an error reason), so the first page keeps room for the longest of them.
+    """
+
+    title: str
+    items: tuple[Choice, ...] = ()
+    back: bool = False
+    home: bool = False
+    notices: tuple[str, ...] = ()
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One rendered page: its text without the notice, and the choices it shows (Telegram buttons)."""
+
+    text: str
+    choices: tuple[Choice, ...]
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One line to place on a page; `choice` is set on the first line of a numbered item."""
+
+    text: str
+    choice: Choice | None = None
+
+
+def paginate(spec: ScreenSpec, budget: Budget, nav: NavLabels = NavLabels()) -> tuple[Page, ...]:
+    """Cut `spec` into pages that each fit `budget`, navigation footer included. Always at least one page."""
+    worst_footer = _footer_lines(nav, more=True, back=True, home=spec.home and not spec.final)
+    groups: list[list[_Unit]] = [[]]
+    for unit in _units(spec):
+        _place(unit, groups, budget, worst_footer, spec.notices)
+    if len(groups) > 1 and not groups[-1]:
+        groups.pop()
+    return tuple(_render_page(spec, nav, groups, index) for index in range(len(groups)))
+
+
+def with_notice(notice: str | None, page_text: str, budget: Budget) -> str:
+    """Put `notice` above a page, shortening the notice if an unexpected one would not fit."""
+    if not notice:
+        return page_text
+    text = f"{notice}\n{page_text}"
+    if budget.fits(text):
+        return text
+    room = _longest_fitting_prefix(notice, lambda candidate: budget.fits(f"{candidate}\n{page_text}"))
+    return f"{notice[:room]}\n{page_text}" if room else page_text
+
+
+def _units(spec: ScreenSpec) -> list[_Unit]:
+    units = [_Unit(line) for line in spec.title.split("\n") if line.strip()] or [_Unit("")]
+    units.extend(_Unit(f"{choice.key} {choice.label}", choice) for choice in spec.items)
+    return units
+
+
+def _footer_lines(nav: NavLabels, *, more: bool, back: bool, home: bool) -> list[str]:
+    lines = [f"{MORE_KEY} {nav.more}"] if more else []
+    lines += [f"{BACK_KEY} {nav.back}"] if back else []
+    lines += [f"{HOME_KEY} {nav.home}"] if home else []
+    return lines
+
+
+def _page_fits(lines: Sequence[str], footer: Sequence[str], notices: Sequence[str], budget: Budget) -> bool:
+    body = "\n".join([*lines, *footer])
+    return budget.fits(body) and all(budget.fits(f"{notice}\n{body}") for notice in notices)
+
+
+def _place(unit: _Unit, groups: list[list[_Unit]], budget: Budget, footer: list[str], notices: Sequence[str]) -> None:
+    """Add `unit` to the last page, start a new page, or split a line too long for any page."""
+    while True:
+        current = groups[-1]
+        page_notices = notices if len(groups) == 1 else ()
+        if _page_fits([u.text for u in current] + [unit.text], footer, page_notices, budget):
+            current.append(unit)
+            return
+        if current:
+            groups.append([])
+            continue
+        head, tail = _split_line(unit.text, _line_checker(footer, page_notices, budget))
+        current.append(_Unit(head, unit.choice))
+        if not tail:
+            return
+        groups.append([])
+        unit = _Unit(tail)
+
+
+def _line_checker(footer: list[str], notices: Sequence[str], budget: Budget) -> Callable[[str], bool]:
+    return lambda text: _page_fits([text], footer, notices, budget)
+
+
+def _split_line(text: str, fits: Callable[[str], bool]) -> tuple[str, str]:
+    """Cut `text` where it stops fitting, preferring a word boundary; the head always has at least one character."""
+    room = max(1, _longest_fitting_prefix(text, fits))
+    cut = text.rfind(" ", 0, room + 1)
+    if cut > room // 2:
+        room = cut
+    return text[:room].rstrip(), text[room:].lstrip()
+
+
+def _longest_fitting_prefix(text: str, fits: Callable[[str], bool]) -> int:
+    """Largest n such that fits(text[:n]), by binary search (0 when nothing fits)."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(text[:middle]):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _render_page(spec: ScreenSpec, nav: NavLabels, groups: list[list[_Unit]], index: int) -> Page:
+    is_last = index == len(groups) - 1
+    footer = _footer_lines(
+        nav,
+        more=not is_last,
+        back=(index > 0 or spec.back) and not spec.final,
+        home=spec.home and not spec.final,
+    )
+    units = groups[index]
+    choices = tuple(u.choice for u in units if u.choice is not None)
+    nav_choices = tuple(Choice(line.split(" ", 1)[0], line.split(" ", 1)[1]) for line in footer)
+    return Page("\n".join([*(u.text for u in units), *footer]), choices + nav_choices)
