@@ -1,0 +1,423 @@
+"""The MFI's PPI settings and the survey lifecycle: configure, record, edit, delete, and the client's poverty status.
+
+Every channel (USSD, SMS, Telegram, the CLI, the API) records surveys through these functions, so the rules live
+once: a survey is scored with the scorecard version it was taken with and keeps it forever; the date collected may
+be back-dated but never lies in the MFI's future; the client's poverty status is a cache of their latest survey by
+date collected (ties: the latest recorded), recomputed after every change. Functions receive a `Session` and never
+commit; they raise `SurveyError` with a message fit to show an officer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from accounts.models import Client, Staff
+from scoring.errors import BandsError, InvalidAnswers, ScorecardError, ScoringError
+from scoring.loader import load_scorecard
+from scoring.scorecard import Band, Bands, Scorecard, ScoreResult, band_for, describe, headline, parse_bands, score
+from surveys.models import PpiSettings, SurveyAnswer, SurveyLineResult, SurveyResponse
+
+STATUSES = ("active", "inactive")
+MODES = ("self", "officer")
+Mode = Literal["self", "officer"]
+
+
+class SurveyError(ValueError):
+    """A survey or PPI-settings request that cannot be carried out; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class PpiConfig:
+    scorecard_id: str
+    status: str
+    headline_line: str
+    bands: Bands | None
+    show_band_to_client: bool
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    def bands_text(self) -> str:
+        """The bands in the syntax `configure` reads ("0-24:Very poor,25-100:Other"), or "" without bands."""
+        return ",".join(describe(band) for band in self.bands or ())
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a set of answers would score under the settings; `problems` lists what is wrong with the answers."""
+
+    headline_score: int | None
+    band: str | None
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PovertyStatus:
+    """A client's poverty status: the headline result of their latest survey by date collected."""
+
+    survey_id: int
+    scorecard_id: str
+    date_collected: date
+    band: str | None
+    headline_line: str | None
+    headline_score: int | None
+    headline_likelihood: float | None
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def get_config(session: Session) -> PpiConfig | None:
+    """The MFI's PPI settings, or None before anyone configured them."""
+    row = _settings_row(session)
+    return _config_from_row(row) if row else None
+
+
+def check_config(
+    *, scorecard_id: str, status: str, headline_line: str, bands: str | None, show_band_to_client: bool = False
+) -> PpiConfig:
+    """Validate settings without saving them (used by `configure` and the CLI's `--preview`)."""
+    if status not in STATUSES:
+        raise SurveyError(f"status must be active or inactive, not {status!r}")
+    card = _scorecard(scorecard_id)
+    if not card.scoreable:
+        raise SurveyError(f"scorecard {scorecard_id} has no points in its source and cannot score surveys")
+    slugs = card.line_slugs()
+    if headline_line not in slugs:
+        valid = ", ".join(slugs) if slugs else "none (this scorecard has no likelihood table)"
+        raise SurveyError(f"{scorecard_id} has no poverty line {headline_line!r}; valid lines: {valid}")
+    try:
+        parsed = parse_bands(bands) if bands and bands.strip() else None
+    except BandsError as exc:
+        raise SurveyError(f"bad bands: {exc}") from None
+    return PpiConfig(scorecard_id, status, headline_line, parsed, show_band_to_client)
+
+
+def configure(
+    session: Session,
+    *,
+    scorecard_id: str,
+    status: str,
+    headline_line: str,
+    bands: str | None,
+    show_band_to_client: bool | None = None,
+    now: datetime,
+) -> PpiConfig:
+    """Save the MFI's PPI settings. Without `bands` no band is given; `show_band_to_client=None` keeps the old choice.
+
+    Existing surveys keep their scorecard version and headline; only new surveys (and edits) use the new settings.
+    """
+    row = _settings_row(session)
+    keep_show = row.show_band_to_client if row else False
+    config = check_config(
+        scorecard_id=scorecard_id,
+        status=status,
+        headline_line=headline_line,
+        bands=bands,
+        show_band_to_client=keep_show if show_band_to_client is None else show_band_to_client,
+    )
+    if row is None:
+        row = PpiSettings()
+        session.add(row)
+    row.scorecard_id = config.scorecard_id
+    row.status = config.status
+    row.headline_line = config.headline_line
+    row.bands = [{"low": b.low, "high": b.high, "label": b.label} for b in config.bands] if config.bands else None
+    row.show_band_to_client = config.show_band_to_client
+    row.updated_at = now
+    session.flush()
+    return config
+
+
+def preview(config: PpiConfig, answers: Sequence[int]) -> Preview:
+    """Score `answers` under `config` without saving anything (the officer's one-shot SMS check)."""
+    try:
+        result = score(_scorecard(config.scorecard_id), answers)
+    except InvalidAnswers as exc:
+        return Preview(None, None, tuple(problem.message for problem in exc.problems))
+    line = headline(result, config.headline_line)
+    return Preview(line.score, _band_label(config.bands, line.score), ())
+
+
+def _settings_row(session: Session) -> PpiSettings | None:
+    return session.scalars(select(PpiSettings).order_by(PpiSettings.id).limit(1)).first()
+
+
+def _config_from_row(row: PpiSettings) -> PpiConfig:
+    bands = (
+        tuple(Band(int(str(b["low"])), int(str(b["high"])), str(b["label"])) for b in row.bands) if row.bands else None
+    )
+    return PpiConfig(row.scorecard_id, row.status, row.headline_line, bands, bool(row.show_band_to_client))
+
+
+def _scorecard(scorecard_id: str) -> Scorecard:
+    try:
+        return load_scorecard(scorecard_id)
+    except ScorecardError as exc:
+        raise SurveyError(str(exc)) from None
+
+
+def _band_label(bands: Bands | None, headline_score: int | None) -> str | None:
+    if not bands or headline_score is None:
+        return None
+    return band_for(bands, headline_score).label
+
+
+# ------------------------------------------------------------------------------------------------- surveys
+
+
+def create_survey(
+    session: Session,
+    client_id: int,
+    answers: Sequence[int],
+    *,
+    date_collected: date,
+    mode: Mode | str,
+    channel: str,
+    officer_id: int | None,
+    now: datetime,
+    scorecard_id: str | None = None,
+    submission_key: str | None = None,
+    timezone: str | tzinfo | None = None,
+) -> SurveyResponse:
+    """Score and save a survey for a client, then refresh the client's poverty status.
+
+    Uses the configured scorecard unless `scorecard_id` is given (PPI must then be configured and active). A repeated
+    `submission_key` returns the survey saved the first time. `timezone` is the MFI's (settings.timezone): the date
+    collected may not be after today there; without it, today is taken in `now`'s own timezone.
+    """
+    if submission_key is not None:
+        existing = _by_submission_key(session, submission_key)
+        if existing is not None:
+            return existing
+    config = get_config(session)
+    card_id = scorecard_id or _active_scorecard_id(config)
+    client = _require_client(session, client_id)
+    _require_mode(mode)
+    _require_officer(session, officer_id)
+    _require_not_future(date_collected, now, timezone)
+    headline_line = _headline_line_for(config, card_id)
+    result = _score(card_id, answers)
+    survey = SurveyResponse(
+        client_id=client.id,
+        scorecard_id=card_id,
+        date_collected=date_collected,
+        mode=mode,
+        channel=channel,
+        officer_id=officer_id,
+        headline_line=headline_line,
+        submission_key=submission_key,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_result(survey, answers, result, config)
+    saved = _insert_once(session, survey)
+    refresh_poverty_status(session, client)
+    return saved
+
+
+def edit_survey(
+    session: Session,
+    survey_id: int,
+    answers: Sequence[int],
+    *,
+    now: datetime,
+    date_collected: date | None = None,
+    timezone: str | tzinfo | None = None,
+) -> SurveyResponse:
+    """Replace a survey's answers (and optionally its date), rescore with the survey's own scorecard version and
+    today's bands, and refresh the client's poverty status."""
+    survey = _require_survey(session, survey_id)
+    if date_collected is not None:
+        _require_not_future(date_collected, now, timezone)
+        survey.date_collected = date_collected
+    result = _score(survey.scorecard_id, answers)
+    _apply_result(survey, answers, result, get_config(session))
+    survey.updated_at = now
+    session.flush()
+    refresh_poverty_status(session, _require_client(session, survey.client_id))
+    return survey
+
+
+def delete_survey(session: Session, survey_id: int, *, now: datetime) -> None:
+    """Delete a survey; the client's poverty status falls back to their previous survey, or to none."""
+    survey = _require_survey(session, survey_id)
+    client = _require_client(session, survey.client_id)
+    session.delete(survey)
+    session.flush()
+    refresh_poverty_status(session, client)
+
+
+def get_survey(session: Session, survey_id: int) -> SurveyResponse | None:
+    return session.get(SurveyResponse, survey_id)
+
+
+def client_surveys(session: Session, client_id: int) -> list[SurveyResponse]:
+    """A client's surveys, oldest first by date collected (ties in the order they were recorded)."""
+    query = (
+        select(SurveyResponse)
+        .where(SurveyResponse.client_id == client_id)
+        .order_by(SurveyResponse.date_collected, SurveyResponse.id)
+    )
+    return list(session.scalars(query))
+
+
+def client_status(session: Session, client: Client) -> PovertyStatus | None:
+    """The client's poverty status (from the cached columns), or None when they have no survey."""
+    if client.poverty_survey_id is None:
+        return None
+    survey = session.get(SurveyResponse, client.poverty_survey_id)
+    if survey is None:
+        return None
+    return PovertyStatus(
+        survey_id=survey.id,
+        scorecard_id=survey.scorecard_id,
+        date_collected=survey.date_collected,
+        band=survey.band,
+        headline_line=survey.headline_line,
+        headline_score=survey.headline_score,
+        headline_likelihood=survey.headline_likelihood,
+    )
+
+
+def refresh_poverty_status(session: Session, client: Client) -> None:
+    """Point the client's cached poverty columns at their latest survey by date collected (ties: latest id)."""
+    query = (
+        select(SurveyResponse)
+        .where(SurveyResponse.client_id == client.id)
+        .order_by(SurveyResponse.date_collected.desc(), SurveyResponse.id.desc())
+        .limit(1)
+    )
+    latest = session.scalars(query).first()
+    client.poverty_survey_id = latest.id if latest else None
+    client.poverty_scorecard_id = latest.scorecard_id if latest else None
+    client.poverty_band = latest.band if latest else None
+    client.poverty_date = latest.date_collected if latest else None
+    session.flush()
+
+
+# -------------------------------------------------------------------------------------------------- helpers
+
+
+def _active_scorecard_id(config: PpiConfig | None) -> str:
+    if config is None:
+        raise SurveyError("PPI is not configured: run `impact-connect ppi configure` first")
+    if not config.active:
+        raise SurveyError("PPI surveys are inactive: set the status to active to record surveys")
+    return config.scorecard_id
+
+
+def _headline_line_for(config: PpiConfig | None, scorecard_id: str) -> str | None:
+    """The configured headline line if this scorecard has it; otherwise its first line (or none)."""
+    slugs = _scorecard(scorecard_id).line_slugs()
+    if config and config.headline_line in slugs:
+        return config.headline_line
+    return slugs[0] if slugs else None
+
+
+def _score(scorecard_id: str, answers: Sequence[int]) -> ScoreResult:
+    try:
+        return score(_scorecard(scorecard_id), list(answers))
+    except InvalidAnswers as exc:
+        raise SurveyError(f"answers do not fit {scorecard_id}: {exc}") from None
+    except ScoringError as exc:
+        raise SurveyError(str(exc)) from None
+
+
+def _apply_result(
+    survey: SurveyResponse, answers: Sequence[int], result: ScoreResult, config: PpiConfig | None
+) -> None:
+    """Write answers, per-line results, headline and band onto the survey, updating rows in place."""
+    _sync_answers(survey, answers)
+    _sync_line_results(survey, result)
+    line = next((r for r in result.lines if r.slug == survey.headline_line), None)
+    survey.headline_score = line.score if line else result.total
+    survey.headline_likelihood = line.likelihood if line else None
+    survey.band = _band_label(config.bands if config else None, survey.headline_score)
+
+
+def _sync_answers(survey: SurveyResponse, answers: Sequence[int]) -> None:
+    by_number = {row.question_number: row for row in survey.answers}
+    for number, position in enumerate(answers, start=1):
+        if number in by_number:
+            by_number[number].option_position = position
+        else:
+            survey.answers.append(SurveyAnswer(question_number=number, option_position=position))
+    survey.answers[:] = [row for row in survey.answers if row.question_number <= len(answers)]
+
+
+def _sync_line_results(survey: SurveyResponse, result: ScoreResult) -> None:
+    by_slug = {row.line_slug: row for row in survey.line_results}
+    for line in result.lines:
+        row = by_slug.get(line.slug)
+        if row is None:
+            survey.line_results.append(
+                SurveyLineResult(line_slug=line.slug, score=line.score, likelihood=line.likelihood)
+            )
+        else:
+            row.score, row.likelihood = line.score, line.likelihood
+    slugs = {line.slug for line in result.lines}
+    survey.line_results[:] = [row for row in survey.line_results if row.line_slug in slugs]
+
+
+def _insert_once(session: Session, survey: SurveyResponse) -> SurveyResponse:
+    """Insert; if a concurrent request saved the same submission key first, return that survey instead."""
+    if session.get_bind().dialect.name == "sqlite":  # pysqlite savepoints are unreliable; SQLite serializes writers
+        session.add(survey)
+        session.flush()
+        return survey
+    try:
+        with session.begin_nested():
+            session.add(survey)
+    except IntegrityError:
+        existing = _by_submission_key(session, survey.submission_key) if survey.submission_key else None
+        if existing is None:
+            raise
+        return existing
+    return survey
+
+
+def _by_submission_key(session: Session, key: str) -> SurveyResponse | None:
+    return session.scalars(select(SurveyResponse).where(SurveyResponse.submission_key == key)).first()
+
+
+def _require_client(session: Session, client_id: int) -> Client:
+    client = session.get(Client, client_id)
+    if client is None:
+        raise SurveyError(f"no client with id {client_id}: only clients can be surveyed")
+    return client
+
+
+def _require_survey(session: Session, survey_id: int) -> SurveyResponse:
+    survey = session.get(SurveyResponse, survey_id)
+    if survey is None:
+        raise SurveyError(f"no survey with id {survey_id}")
+    return survey
+
+
+def _require_officer(session: Session, officer_id: int | None) -> None:
+    if officer_id is not None and session.get(Staff, officer_id) is None:
+        raise SurveyError(f"no staff member with id {officer_id}")
+
+
+def _require_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise SurveyError(f"mode must be self or officer, not {mode!r}")
+
+
+def _require_not_future(date_collected: date, now: datetime, timezone: str | tzinfo | None) -> None:
+    zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
+    today = now.astimezone(zone).date() if zone else now.date()
+    if date_collected > today:
+        raise SurveyError(
+            f"date collected {date_collected.isoformat()} is in the future (today is {today.isoformat()})"
+        )
