@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import getitem
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from scoring.errors import AnswerProblem, BandsError, InvalidAnswers, ScoringError, UnknownLine
 
@@ -70,6 +70,8 @@ class Scorecard:
     _answer_counts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _width: int = field(init=False, repr=False, compare=False)
     _lookups: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
+    _slugs: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _labels: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         width = len(self.lines) if self.family == "per-line" else max(1, len(self.lines))
@@ -78,6 +80,8 @@ class Scorecard:
         object.__setattr__(self, "_packed", packed)
         object.__setattr__(self, "_answer_counts", tuple(len(q.answers) for q in self.questions))
         object.__setattr__(self, "_lookups", tuple(line.likelihoods for line in self.lines))
+        object.__setattr__(self, "_slugs", tuple(line.slug for line in self.lines))
+        object.__setattr__(self, "_labels", tuple(line.label for line in self.lines))
 
     @property
     def scoreable(self) -> bool:
@@ -102,8 +106,9 @@ def pack(family: Family, points: tuple[int, ...], width: int) -> int:
     return sum(p << (BYTE * i) for i, p in enumerate(points))
 
 
-@dataclass(frozen=True)
-class LineResult:
+class LineResult(NamedTuple):
+    """One poverty line's result (a named tuple: immutable, and cheap to build a million times)."""
+
     slug: str
     label: str
     score: int
@@ -141,14 +146,7 @@ def _in_range(answer: int, count: int) -> bool:
 def score(card: Scorecard, answers: Sequence[int]) -> ScoreResult:
     """Score 1-based answer positions (published order, one per question) on every poverty line."""
     scores, likelihoods = score_fast(card, answers)
-    if card.family == "classic":
-        score_per_line: Sequence[int] = [scores[0]] * len(card.lines)
-    else:
-        score_per_line = scores
-    lines = tuple(
-        LineResult(line.slug, line.label, value, likelihood)
-        for line, value, likelihood in zip(card.lines, score_per_line, likelihoods, strict=True)
-    )
+    lines = tuple(map(LineResult, card._slugs, card._labels, scores, likelihoods))
     return ScoreResult(card.id, lines, scores[0] if card.family == "classic" else None)
 
 
