@@ -1,0 +1,211 @@
+"""The consent ledger: what the client was asked, what they answered, and whether data may be shared now.
+
+Rule for lenders (documented in the API too): the flag for a lender is the latest event that concerns that lender,
+either an event naming it or an event for any lender (`lender=None`). So a grant for any lender covers every lender;
+a later per-lender revoke or grant overrides it for that lender only; a later any-lender event (say a revoke)
+overrides every earlier per-lender event. Asked without a lender, only any-lender events count. "Latest" is the
+order of insertion: the ledger is append-only, so the newest row is the newest decision.
+
+Message opt-out (STOP, `Client.message_opt_out`) is a separate switch and is never read or written here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from accounts.models import Client, Staff
+from consent.models import ConsentEvent
+from locales import normalise_locale
+
+SHARE_WITH_LENDERS = "share_with_lenders"
+PURPOSES = (SHARE_WITH_LENDERS,)
+TEXTS = Path(__file__).resolve().parent / "texts"
+FALLBACK_LANGUAGE = "en"
+
+
+class ConsentError(ValueError):
+    """A consent event cannot be recorded as asked (unknown client or purpose, paper consent without officer)."""
+
+
+@dataclass(frozen=True)
+class ConsentText:
+    version: str
+    language: str
+    text: str
+    what_is_shared: str
+
+
+def consent_text(language: str | None, purpose: str = SHARE_WITH_LENDERS) -> ConsentText:
+    """The current consent wording for `purpose` in `language` (English when the language has no text)."""
+    document = _current_document(purpose)
+    code = normalise_locale(language, FALLBACK_LANGUAGE)
+    texts = document["texts"]
+    if code not in texts:
+        code = FALLBACK_LANGUAGE
+    return ConsentText(document["version"], code, texts[code]["text"], texts[code]["what_is_shared"])
+
+
+@cache
+def _current_document(purpose: str) -> dict:  # type: ignore[type-arg]
+    versions = sorted(TEXTS.glob(f"{purpose}.v*.json"), key=lambda path: int(path.stem.rsplit(".v", 1)[1]))
+    if not versions:
+        raise ConsentError(f"no consent text for purpose {purpose!r}")
+    return json.loads(versions[-1].read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def record(
+    session: Session,
+    client_id: int,
+    *,
+    granted: bool,
+    purpose: str = SHARE_WITH_LENDERS,
+    lender: str | None = None,
+    text_version: str,
+    language: str,
+    channel: str,
+    provider_message_id: str | None = None,
+    officer_id: int | None = None,
+    now: datetime,
+) -> ConsentEvent:
+    """Append a grant or a revocation; a provider message id already recorded returns the existing event."""
+    _check_event(session, client_id, purpose=purpose, channel=channel, officer_id=officer_id)
+    if provider_message_id is not None:
+        existing = _by_message_id(session, provider_message_id)
+        if existing is not None:
+            return existing
+    event = ConsentEvent(
+        client_id=client_id,
+        purpose=purpose,
+        lender=lender or None,
+        granted=granted,
+        text_version=text_version,
+        language=language,
+        channel=channel,
+        provider_message_id=provider_message_id,
+        officer_id=officer_id,
+        recorded_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(event)
+    except IntegrityError:
+        # The same provider message arrived twice at once; the other request recorded it.
+        if provider_message_id is None:
+            raise
+        duplicate = _by_message_id(session, provider_message_id)
+        if duplicate is None:
+            raise
+        return duplicate
+    return event
+
+
+def _check_event(session: Session, client_id: int, *, purpose: str, channel: str, officer_id: int | None) -> None:
+    if purpose not in PURPOSES:
+        raise ConsentError(f"unknown consent purpose {purpose!r}")
+    if session.get(Client, client_id) is None:
+        raise ConsentError(f"no client with id {client_id}")
+    if channel == "paper" and officer_id is None:
+        raise ConsentError("paper consent must name the officer who collected it")
+
+
+def _by_message_id(session: Session, provider_message_id: str) -> ConsentEvent | None:
+    return session.scalar(select(ConsentEvent).where(ConsentEvent.provider_message_id == provider_message_id))
+
+
+def is_sharing(
+    session: Session, client_id: int, purpose: str = SHARE_WITH_LENDERS, lender: str | None = None
+) -> bool | None:
+    """True or False from the latest event concerning `lender` (see the module rule); None if never asked."""
+    latest = session.scalar(
+        select(ConsentEvent.granted)
+        .where(ConsentEvent.client_id == client_id, ConsentEvent.purpose == purpose, _concerns(lender))
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    )
+    return latest
+
+
+def history(session: Session, client_id: int) -> list[ConsentEvent]:
+    """Every consent event of the client, oldest first."""
+    return list(session.scalars(select(ConsentEvent).where(ConsentEvent.client_id == client_id).order_by("id")))
+
+
+def sharing_client_ids(purpose: str = SHARE_WITH_LENDERS, lender: str | None = None) -> Select[tuple[int]]:
+    """A SELECT of the ids of clients currently sharing for `purpose` with `lender`, for use in larger queries."""
+    latest = (
+        select(ConsentEvent.client_id, func.max(ConsentEvent.id).label("last_id"))
+        .where(ConsentEvent.purpose == purpose, _concerns(lender))
+        .group_by(ConsentEvent.client_id)
+        .subquery()
+    )
+    return (
+        select(latest.c.client_id)
+        .join(ConsentEvent, ConsentEvent.id == latest.c.last_id)
+        .where(ConsentEvent.granted.is_(True))
+    )
+
+
+def _concerns(lender: str | None) -> ColumnElement[bool]:
+    if lender is None:
+        return ConsentEvent.lender.is_(None)
+    return or_(ConsentEvent.lender.is_(None), ConsentEvent.lender == lender)
+
+
+def history_export(session: Session, client_id: int) -> list[dict[str, object]]:
+    """The client's consent history as JSON-ready dicts (officers by external id), for the CLI and the API."""
+    events = history(session, client_id)
+    officer_ids = {event.officer_id for event in events if event.officer_id is not None}
+    rows = session.execute(select(Staff.id, Staff.external_id).where(Staff.id.in_(officer_ids))).tuples()
+    officers = dict(rows.all())
+    return [
+        {
+            "id": event.id,
+            "purpose": event.purpose,
+            "lender": event.lender,
+            "granted": event.granted,
+            "text_version": event.text_version,
+            "language": event.language,
+            "channel": event.channel,
+            "provider_message_id": event.provider_message_id,
+            "officer": officers.get(event.officer_id) if event.officer_id is not None else None,
+            "recorded_at": event.recorded_at.isoformat(),
+        }
+        for event in events
+    ]
+
+
+def record_paper(
+    session: Session,
+    client: Client,
+    *,
+    granted: bool,
+    officer: str,
+    lender: str | None = None,
+    language: str | None = None,
+    default_language: str = FALLBACK_LANGUAGE,
+    now: datetime,
+) -> ConsentEvent:
+    """Record consent an officer collected on paper; `officer` is the staff external id (e.g. "S001")."""
+    staff = session.scalar(select(Staff).where(Staff.external_id == officer))
+    if staff is None:
+        raise ConsentError(f"no staff member with id {officer!r}")
+    text = consent_text(language or client.language or default_language)
+    return record(
+        session,
+        client.id,
+        granted=granted,
+        lender=lender,
+        text_version=text.version,
+        language=text.language,
+        channel="paper",
+        officer_id=staff.id,
+        now=now,
+    )
