@@ -2,7 +2,7 @@
 
 The engine must not depend on the scoring package (it is pure and tested alone), so the scorecard is read by
 duck typing: anything with `.id` and `.questions`, each question with `.number`, `.text` and `.answers`, each
-answer with `.label`. Published order is kept: option position n (1-based) is the scorecard's n-th answer.
+answer with `.text`. Published order is kept: option position n (1-based) is the scorecard's n-th answer.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def survey_script(scorecard_like: Any) -> SurveyScript:
 def _script_question(question: Any) -> ScriptQuestion:
     return ScriptQuestion(
         text=" ".join(str(question.text).split()),
-        options=tuple(option_label(str(answer.label)) for answer in question.answers),
+        options=tuple(option_label(str(answer.text)) for answer in question.answers),
     )
 
 

@@ -1,0 +1,185 @@
+"""SMS and Telegram keywords handled before the dialogue: HELP, STOP/START, LANG, consent YES/NO, and the loan
+officer's structured `PPI <client-id> 3 1 2 ...` form with its `YES` confirmation.
+
+Returns None when the message is not a keyword, so the dialogue takes it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from accounts.models import Client, Staff
+from bootstrap import Services
+from conversations.keywords import parse_keyword
+from gateway.messages import Inbound, Reply
+from locales import SUPPORTED, Translate, gettext_for, normalise_locale
+from surveys import service as surveys
+
+if TYPE_CHECKING:
+    from conversations.service import Caller
+
+PENDING_TTL_SECONDS = 15 * 60
+
+
+def keyword_replies(
+    services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime
+) -> list[Reply] | None:
+    from conversations.handlers import language_of
+
+    translate = gettext_for(language_of(session, services, caller, None))
+    keyword = parse_keyword(inbound.text)
+    if keyword is None:
+        return _consent_or_confirmation(services, session, inbound, caller, now)
+    if keyword.name == "help":
+        return [
+            Reply(
+                translate(
+                    "Reply with a menu number. PPI <client id> starts a survey (officers). "
+                    "LANG <code> changes language. STOP ends messages, START resumes them."
+                )
+            )
+        ]
+    if keyword.name in ("stop", "start"):
+        for client in _clients(session, caller):
+            client.message_opt_out = keyword.name == "stop"
+        if keyword.name == "stop":
+            return [Reply(translate("You will receive no more messages. Reply START to receive them again."))]
+        return [Reply(translate("Messages are on again. Reply HELP for help."))]
+    if keyword.name == "lang":
+        return _change_language(session, caller, keyword.args, translate)
+    if keyword.name == "ppi" and caller.role == "officer":
+        return _officer_form(services, session, caller, keyword.args, translate)
+    return None
+
+
+def _clients(session: Session, caller: Caller) -> list[Client]:
+    return [client for cid in caller.client_ids if (client := session.get(Client, cid)) is not None]
+
+
+def _change_language(session: Session, caller: Caller, args: tuple[str, ...], translate: Translate) -> list[Reply]:
+    code = normalise_locale(args[0] if args else None, "")
+    if code not in SUPPORTED:
+        fallback = gettext_for("en")
+        return [Reply(fallback("Reply LANG followed by one of: %(codes)s", codes=", ".join(SUPPORTED)))]
+    if caller.role == "officer" and caller.staff_id is not None:
+        staff = session.get(Staff, caller.staff_id)
+        if staff is not None:
+            staff.language = code
+    for client in _clients(session, caller):
+        client.language = code
+    return [Reply(gettext_for(code)("Language changed."))]
+
+
+def _pending_key(caller: Caller) -> str:
+    return f"ppi-confirm:{caller.phone}"
+
+
+def _officer_form(
+    services: Services, session: Session, caller: Caller, args: tuple[str, ...], translate: Translate
+) -> list[Reply] | None:
+    """`PPI C0002` alone is the dialogue's job; with answers it is the one-shot form, checked and confirmed."""
+    _ = translate
+    if not args:
+        return [Reply(_("Send PPI followed by the client id, e.g. PPI C0002."))]
+    if len(args) == 1:
+        return None
+    client = session.scalar(select(Client).where(Client.external_id == args[0].upper()))
+    if client is None:
+        return [Reply(_("No client with id %(id)s.", id=args[0]))]
+    config = surveys.get_config(session)
+    if config is None or config.status != "active":
+        return [Reply(_("PPI surveys are not active."))]
+    preview = surveys.preview(config, [_as_int(value) for value in args[1:]])
+    if preview.problems:
+        return [Reply(_("Not saved. %(problems)s", problems="; ".join(preview.problems)))]
+    pending = {"client_id": client.id, "answers": [int(value) for value in args[1:]]}
+    services.redis.set(_pending_key(caller), json.dumps(pending), ex=PENDING_TTL_SECONDS)
+    band = preview.band or "-"
+    return [
+        Reply(
+            _(
+                "%(id)s: score %(score)s, %(band)s. Reply YES to save.",
+                id=client.external_id,
+                score=preview.headline_score,
+                band=band,
+            )
+        )
+    ]
+
+
+def _as_int(value: str) -> int:
+    return int(value) if value.isdigit() else -1
+
+
+def _consent_or_confirmation(
+    services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime
+) -> list[Reply] | None:
+    from consent.keywords import parse_consent_reply
+
+    answer = parse_consent_reply(inbound.text)
+    if answer is None:
+        return None
+    if caller.role == "officer":
+        return _confirm_officer_form(services, session, inbound, caller, now, answer)
+    if len(caller.client_ids) != 1:
+        return None  # a shared phone must say who is speaking: the dialogue asks
+    return _record_consent_reply(services, session, inbound, caller, now, answer)
+
+
+def _confirm_officer_form(
+    services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime, answer: bool
+) -> list[Reply] | None:
+    from conversations.handlers import language_of
+
+    translate = gettext_for(language_of(session, services, caller, None))
+    raw = services.redis.getdel(_pending_key(caller))
+    if raw is None:
+        return None
+    if not answer:
+        return [Reply(translate("Not saved."))]
+    pending = json.loads(raw)
+    today = now.astimezone(ZoneInfo(services.settings.timezone)).date()
+    response = surveys.create_survey(
+        session,
+        pending["client_id"],
+        pending["answers"],
+        date_collected=today,
+        mode="officer",
+        channel=inbound.channel,
+        officer_id=caller.staff_id,
+        now=now,
+        submission_key=f"sms:{inbound.provider_message_id}" if inbound.provider_message_id else None,
+    )
+    return [
+        Reply(translate("Saved: score %(score)s, %(band)s.", score=response.headline_score, band=response.band or "-"))
+    ]
+
+
+def _record_consent_reply(
+    services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime, granted: bool
+) -> list[Reply]:
+    from consent import service as consent
+
+    client = session.get(Client, caller.client_ids[0])
+    language = normalise_locale(client.language if client else None, services.settings.default_locale)
+    text = consent.consent_text(language)
+    consent.record(
+        session,
+        caller.client_ids[0],
+        granted=granted,
+        text_version=text.version,
+        language=language,
+        channel=inbound.channel,
+        provider_message_id=inbound.provider_message_id,
+        now=now,
+    )
+    translate = gettext_for(language)
+    if granted:
+        return [Reply(translate("Thank you. You agreed to share your data with lenders. Reply NO to withdraw."))]
+    return [Reply(translate("Your data will not be shared with lenders. Reply YES to agree again."))]

@@ -1,0 +1,407 @@
+"""The shell's side of each effect, and what the shell knows about the caller.
+
+`apply` dispatches an engine effect to the service that owns it (surveys, accounts, consent) through one explicit
+table; each handler returns the `EffectResult` the engine waits for, or None for fire-and-forget effects. All of it
+runs inside the hop's single database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from accounts import service as accounts
+from accounts.models import ChatLink, Client, Office, Staff
+from bootstrap import Services
+from conversations import effects as fx
+from conversations.dialogue import ClientRef, Context, EffectResult, State
+from conversations.scripts import survey_script
+from gateway.messages import Inbound, Reply
+from gateway.models import SeenMessage
+from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for, normalise_locale
+from scoring.loader import load_scorecard
+from surveys import service as surveys
+
+if TYPE_CHECKING:
+    from conversations.service import Caller, _EffectRunner
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_KIND = {"at-ussd": "ussd", "at-sms": "sms", "twilio-sms": "sms", "console": "sms", "telegram": "telegram"}
+_staging_hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+PIN_STAGE_SECONDS = 300
+
+
+# --- who is calling -------------------------------------------------------------------------------------------
+
+
+def identify(session: Session, inbound: Inbound, now: datetime) -> Caller:
+    from conversations.service import Caller
+
+    phone = _phone_of(session, inbound, now)
+    if phone is None:
+        return Caller(phone=None, role="unknown")
+    staff = accounts.staff_on_phone(session, phone)
+    if staff is not None:
+        return Caller(phone=phone, role="officer", staff_id=staff.id)
+    clients = accounts.clients_on_phone(session, phone)
+    if clients:
+        return Caller(phone=phone, role="client", client_ids=tuple(client.id for client in clients))
+    return Caller(phone=phone, role="unknown")
+
+
+def _phone_of(session: Session, inbound: Inbound, now: datetime) -> str | None:
+    """The caller's phone: the sender itself, or for Telegram the phone linked to the chat."""
+    if not inbound.sender.startswith("tg:"):
+        return inbound.sender
+    if inbound.contact_phone:
+        link = session.scalar(select(ChatLink).where(ChatLink.address == inbound.sender))
+        if link is None:
+            session.add(ChatLink(address=inbound.sender, phone=inbound.contact_phone, linked_at=now))
+        else:
+            link.phone = inbound.contact_phone
+        session.flush()
+        return inbound.contact_phone
+    return session.scalar(select(ChatLink.phone).where(ChatLink.address == inbound.sender))
+
+
+def unknown_caller_replies(services: Services, session: Session, inbound: Inbound, caller: Caller) -> list[Reply]:
+    translate = gettext_for(services.settings.default_locale)
+    if inbound.sender.startswith("tg:") and caller.phone is None:
+        return [
+            Reply(
+                translate("Welcome! Please share your phone number so we can find your account."),
+                request_contact=True,
+            )
+        ]
+    return [
+        Reply(translate("Sorry, this phone number is not registered. Please contact your loan officer."), final=True)
+    ]
+
+
+def first_time(session: Session, inbound: Inbound) -> bool:
+    """Record the provider message id; False when it was seen before (a retried webhook)."""
+    if not inbound.provider_message_id:
+        return True
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(SeenMessage).values(channel=inbound.channel, provider_message_id=inbound.provider_message_id)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def over_rate_limit(services: Services, sender: str, now: datetime) -> bool:
+    """A fixed one-minute window per sender, so one number flooding hops cannot slow the others."""
+    key = f"rate:sender:{sender}:{int(now.timestamp()) // 60}"
+    count = services.redis.incr(key)
+    if count == 1:
+        services.redis.expire(key, 120)
+    return int(count) > services.settings.rate_limit_per_phone_per_minute
+
+
+# --- what the engine needs to know ----------------------------------------------------------------------------
+
+
+def active_client_id(caller: Caller, state: State | None) -> int | None:
+    if state is not None and state.client_id is not None:
+        return state.client_id
+    if caller.role == "client" and len(caller.client_ids) == 1:
+        return caller.client_ids[0]
+    return None
+
+
+def translator(session: Session, services: Services, caller: Caller, state: State | None) -> Translate:
+    return gettext_for(language_of(session, services, caller, state))
+
+
+def language_of(session: Session, services: Services, caller: Caller, state: State | None) -> str:
+    """The client's language, else the officer's, else their office's default, else the MFI's default."""
+    default = services.settings.default_locale
+    if caller.role == "officer" and caller.staff_id is not None:
+        staff = session.get(Staff, caller.staff_id)
+        return normalise_locale(staff.language if staff else None, _office_language(session, staff, default))
+    client_id = active_client_id(caller, state)
+    if client_id is None and caller.client_ids:
+        client_id = caller.client_ids[0]
+    client = session.get(Client, client_id) if client_id is not None else None
+    if client is None:
+        return default
+    return normalise_locale(client.language, _office_language(session, client, default))
+
+
+def _office_language(session: Session, person: Client | Staff | None, default: str) -> str:
+    office = session.get(Office, person.office_id) if person is not None else None
+    while office is not None:
+        if office.default_language:
+            return normalise_locale(office.default_language, default)
+        office = session.get(Office, office.parent_id) if office.parent_id else None
+    return default
+
+
+def build_context(runner: _EffectRunner, state: State | None) -> Context:
+    session, caller, services = runner.session, runner.caller, runner.services
+    config = surveys.get_config(session)
+    client_id = active_client_id(caller, state)
+    language = language_of(session, services, caller, state)
+    script = None
+    if config is not None and config.status == "active":
+        script = survey_script(load_scorecard(config.scorecard_id, language=language))
+    mode = "officer" if caller.role == "officer" else "self"
+    draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None else None
+    clients = [session.get(Client, cid) for cid in caller.client_ids]
+    return Context(
+        channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),
+        role=caller.role,
+        clients=tuple(ClientRef(c.id, _first_name(c.name)) for c in clients if c is not None),
+        authenticated_client_id=None,
+        survey=script,
+        draft=_draft_view(draft, language, services) if draft is not None else None,
+        show_band_to_client=bool(config and config.show_band_to_client),
+        languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
+        pin_status=_pin_status(session.get(Client, client_id) if client_id else None, runner.now),
+    )
+
+
+def _draft_view(draft: Any, language: str, services: Services) -> dict[str, Any]:
+    from babel.dates import format_date
+
+    started = draft.started_at.astimezone(ZoneInfo(services.settings.timezone))
+    return {
+        "answers": dict(draft.answers or {}),
+        "scorecard_id": draft.scorecard_id,
+        "started_at": format_date(started.date(), format="d MMM", locale=language),
+    }
+
+
+def _pin_status(client: Client | None, now: datetime) -> str:
+    if client is None or not client.pin_hash:
+        return "not_set"
+    locked_until = client.pin_locked_until
+    if locked_until is not None:
+        locked_until = locked_until if locked_until.tzinfo else locked_until.replace(tzinfo=now.tzinfo)
+        if locked_until > now:
+            return "locked"
+    return "active"
+
+
+def _first_name(name: str) -> str:
+    return name.split()[0] if name.split() else name
+
+
+def masked_name(name: str) -> str:
+    """'Jane Wanjiru' -> 'Ja** Wa*****': enough for an officer to confirm, not enough to leak a name."""
+    return " ".join(part[:2] + "*" * max(len(part) - 2, 1) for part in name.split())
+
+
+# --- effects --------------------------------------------------------------------------------------------------
+
+
+def apply(runner: _EffectRunner, effect: fx.Effect, state: State) -> EffectResult | None:
+    handler = HANDLERS.get(effect.kind)
+    if handler is None:
+        raise LookupError(f"no handler for effect {effect.kind!r}")
+    return handler(runner, effect)
+
+
+def _save_answer(runner: _EffectRunner, effect: Any) -> EffectResult | None:
+    runner.drafts.save_answer(
+        client_id=effect.client_id,
+        mode=effect.mode,
+        scorecard_id=effect.scorecard_id,
+        question_index=effect.question_index,
+        option_position=effect.option_position,
+        officer_id=runner.caller.staff_id,
+        now=runner.now,
+        ttl_days=runner.services.settings.draft_ttl_days,
+    )
+    return None
+
+
+def _discard_draft(runner: _EffectRunner, effect: Any) -> EffectResult | None:
+    runner.drafts.discard(effect.client_id, effect.mode)
+    return None
+
+
+def _submit_survey(runner: _EffectRunner, effect: Any) -> EffectResult:
+    local_today = runner.now.astimezone(ZoneInfo(runner.services.settings.timezone)).date()
+    try:
+        response = surveys.create_survey(
+            runner.session,
+            effect.client_id,
+            list(effect.answers),
+            date_collected=local_today,
+            mode=effect.mode,
+            channel=runner.inbound.channel,
+            officer_id=runner.caller.staff_id if effect.mode == "officer" else None,
+            now=runner.now,
+            scorecard_id=effect.scorecard_id or None,
+        )
+    except surveys.SurveyError as exc:
+        logger.warning("survey not saved: %s", exc)
+        return EffectResult("service_unavailable")
+    runner.drafts.discard(effect.client_id, effect.mode)
+    _survey_changed(runner.services)
+    return EffectResult("survey_submitted", {"band": response.band, "headline_score": response.headline_score})
+
+
+def _survey_changed(services: Services) -> None:
+    try:
+        from feeds.schedule import survey_changed
+    except ImportError:  # the feed is optional in a build without a portal
+        return
+    survey_changed(services)
+
+
+def _find_client(runner: _EffectRunner, effect: Any) -> EffectResult:
+    client = runner.session.scalar(select(Client).where(Client.external_id == effect.external_id.strip().upper()))
+    if client is None:
+        return EffectResult("client_not_found")
+    return EffectResult(
+        "client_found", {"id": client.id, "masked_name": f"{masked_name(client.name)} ({client.external_id})"}
+    )
+
+
+def _verify_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
+    check = accounts.verify_pin(
+        runner.session,
+        runner.services.redis,
+        effect.client_id,
+        effect.pin,
+        phone=runner.caller.phone or "",
+        now=runner.now,
+        settings=runner.services.settings,
+    )
+    if check.ok:
+        return EffectResult("pin_ok")
+    if check.locked_minutes:
+        return EffectResult("pin_locked", {"minutes": check.locked_minutes})
+    return EffectResult("pin_wrong", {"attempts_left": check.attempts_left})
+
+
+def _activate(runner: _EffectRunner, effect: Any) -> EffectResult:
+    ok = accounts.activate(runner.session, effect.client_id, effect.code, now=runner.now)
+    return EffectResult("activation_ok" if ok else "activation_bad")
+
+
+def _stage_key(client_id: int) -> str:
+    return f"pin-stage:{client_id}"
+
+
+def _stage_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
+    """Check the new PIN and keep only a short-lived hash until it is confirmed: never the PIN itself."""
+    reason = accounts.weak_pin_reason(effect.pin, phone=runner.caller.phone or "")
+    if reason is not None:
+        return EffectResult("pin_rejected", {"reason_msgid": reason})
+    runner.services.redis.set(_stage_key(effect.client_id), _staging_hasher.hash(effect.pin), ex=PIN_STAGE_SECONDS)
+    return EffectResult("pin_staged")
+
+
+def _set_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
+    staged = runner.services.redis.get(_stage_key(effect.client_id))
+    try:
+        if staged is None or not _staging_hasher.verify(staged.decode(), effect.pin):
+            return EffectResult("pin_mismatch")
+    except VerificationError:
+        return EffectResult("pin_mismatch")
+    reason = accounts.set_pin(
+        runner.session, effect.client_id, effect.pin, phone=runner.caller.phone or "", now=runner.now
+    )
+    runner.services.redis.delete(_stage_key(effect.client_id))
+    if reason is not None:
+        return EffectResult("pin_rejected", {"reason_msgid": reason})
+    return EffectResult("pin_set")
+
+
+def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
+    from accounts import presenter
+    from accounts.corebanking import CoreBankingUnavailable, build_core_banking
+
+    client = runner.session.get(Client, effect.client_id)
+    if client is None:
+        return EffectResult("service_unavailable")
+    language = normalise_locale(client.language, runner.services.settings.default_locale)
+    translate = gettext_for(language)
+    currency = runner.services.settings.currency
+    if kind == "progress":
+        history = surveys.client_surveys(runner.session, client.id)
+        return EffectResult(
+            "lines", {"lines": presenter.progress_lines(history, translate, language), "stale_label": None}
+        )
+    try:
+        banking = build_core_banking(runner.services, runner.session)
+        if kind == "balances":
+            lines = presenter.balance_lines(banking.balances(client), translate, language, currency)
+        else:
+            lines = presenter.statement_lines(banking.statement(client, limit=5), translate, language, currency)
+    except CoreBankingUnavailable:
+        return EffectResult("service_unavailable")
+    return EffectResult("lines", {"lines": lines, "stale_label": None})
+
+
+def _consent_text(runner: _EffectRunner, effect: Any) -> EffectResult:
+    from consent import service as consent
+
+    client = runner.session.get(Client, effect.client_id)
+    language = normalise_locale(client.language if client else None, runner.services.settings.default_locale)
+    text = consent.consent_text(language)
+    current = consent.is_sharing(runner.session, effect.client_id)
+    return EffectResult(
+        "consent_text",
+        {"text": text.text, "what_is_shared": text.what_is_shared, "version": text.version, "current": current},
+    )
+
+
+def _record_consent(runner: _EffectRunner, effect: Any) -> EffectResult:
+    from consent import service as consent
+
+    client = runner.session.get(Client, effect.client_id)
+    consent.record(
+        runner.session,
+        effect.client_id,
+        granted=effect.granted,
+        text_version=effect.version,
+        language=normalise_locale(client.language if client else None, runner.services.settings.default_locale),
+        channel=runner.inbound.channel,
+        provider_message_id=runner.inbound.provider_message_id,
+        officer_id=runner.caller.staff_id,
+        now=runner.now,
+    )
+    return EffectResult("consent_recorded")
+
+
+def _set_language(runner: _EffectRunner, effect: Any) -> EffectResult:
+    client = runner.session.get(Client, effect.client_id)
+    if client is not None and effect.code in SUPPORTED:
+        client.language = effect.code
+    return EffectResult("language_set")
+
+
+HANDLERS: dict[str, Callable[[Any, Any], EffectResult | None]] = {
+    fx.SaveAnswer.kind: _save_answer,
+    fx.DiscardDraft.kind: _discard_draft,
+    fx.SubmitSurvey.kind: _submit_survey,
+    fx.FindClient.kind: _find_client,
+    fx.VerifyPin.kind: _verify_pin,
+    fx.ActivateAccount.kind: _activate,
+    fx.StagePin.kind: _stage_pin,
+    fx.SetPin.kind: _set_pin,
+    fx.ChangePin.kind: _set_pin,
+    fx.FetchBalances.kind: lambda runner, effect: _lines(runner, effect, "balances"),
+    fx.FetchStatement.kind: lambda runner, effect: _lines(runner, effect, "statement"),
+    fx.FetchProgress.kind: lambda runner, effect: _lines(runner, effect, "progress"),
+    fx.FetchConsentText.kind: _consent_text,
+    fx.RecordConsent.kind: _record_consent,
+    fx.SetLanguage.kind: _set_language,
+}

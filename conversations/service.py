@@ -1,0 +1,202 @@
+"""The conversation shell: load state, call the pure engine, apply its effects in one transaction, save, reply.
+
+Every channel comes through `handle_inbound`. USSD replies go back in the HTTP response; SMS and Telegram replies
+are queued in the outbox by the caller. Failures of Redis or the database end a USSD session politely: the durable
+draft already holds every answer, so the client resumes on the next dial.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from bootstrap import Services
+from conversations import commands, handlers
+from conversations.dialogue import Context, EffectResult, Start, State, UserInput
+from conversations.engine import advance
+from conversations.repository import DraftRepository, LiveSession, LiveSessionStore, input_digest
+from db import utcnow
+from gateway import outbox
+from gateway.messages import Choice, Inbound, Reply
+from locales import gettext_for
+from logs import mask_phone
+
+logger = logging.getLogger(__name__)
+
+MAX_EFFECT_ROUNDS = 12
+MESSAGE_SESSION_TTL_SECONDS = 24 * 3600
+
+
+@dataclass
+class Caller:
+    """Who is on the line, resolved from the phone number."""
+
+    phone: str | None
+    role: str  # client | officer | unknown
+    client_ids: tuple[int, ...] = ()
+    staff_id: int | None = None
+
+
+def handle_inbound(services: Services, inbound: Inbound, *, now: datetime | None = None) -> list[Reply]:
+    """Run one incoming message through the dialogue and return the replies to show or send."""
+    now = now or utcnow()
+    try:
+        return _handle(services, inbound, now)
+    except (redis.exceptions.RedisError, OperationalError) as exc:
+        logger.warning("backing service unavailable on %s: %s", inbound.channel, type(exc).__name__)
+        translate = gettext_for(services.settings.default_locale)
+        return [Reply(translate("Service unavailable, please try again later. Your answers are saved."), final=True)]
+    except Exception:
+        correlation_id = uuid.uuid4().hex[:12]
+        logger.exception(
+            "conversation failed on %s for %s [correlation %s]",
+            inbound.channel,
+            mask_phone(inbound.sender),
+            correlation_id,
+        )
+        translate = gettext_for(services.settings.default_locale)
+        return [Reply(translate("Sorry, something went wrong. Please try again later."), final=True)]
+
+
+def _handle(services: Services, inbound: Inbound, now: datetime) -> list[Reply]:
+    ussd = inbound.channel == "at-ussd"
+    store = LiveSessionStore(
+        services.redis, services.settings.ussd_session_ttl_seconds if ussd else MESSAGE_SESSION_TTL_SECONDS
+    )
+    session_key = f"{inbound.channel}:{inbound.session_id}"
+    if handlers.over_rate_limit(services, inbound.sender, now):
+        translate = gettext_for(services.settings.default_locale)
+        return [Reply(translate("Too many requests. Please wait a minute and try again."), final=True)]
+    with store.lock(session_key):
+        live = store.load(session_key)
+        digest = input_digest(session_key, inbound.text)
+        if ussd and live is not None and live.last_input_digest == digest and live.last_response is not None:
+            return [_reply_from_json(item) for item in live.last_response]  # a gateway retry: same screen, no effects
+        with services.transaction() as session:
+            if not handlers.first_time(session, inbound):
+                return []  # a provider message id seen before is not processed again
+            replies, live = _converse(services, session, inbound, live, now)
+            if replies and not services.channels[inbound.channel].synchronous:
+                outbox.queue_replies(
+                    session,
+                    services,
+                    channel=outbox.reply_channel(services, inbound.channel),
+                    recipient=inbound.sender,
+                    replies=replies,
+                    key_prefix=f"{inbound.channel}:{inbound.provider_message_id or uuid.uuid4().hex}",
+                )
+        if live is None or (replies and replies[-1].final and ussd):
+            store.discard(session_key)
+        else:
+            live.last_input_digest = digest
+            live.last_response = [_reply_to_json(reply) for reply in replies]
+            store.save(session_key, live)
+        return replies
+
+
+def _converse(
+    services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime
+) -> tuple[list[Reply], LiveSession | None]:
+    caller = handlers.identify(session, inbound, now)
+    if caller.role == "unknown":
+        return handlers.unknown_caller_replies(services, session, inbound, caller), None
+    if inbound.channel != "at-ussd":
+        handled = commands.keyword_replies(services, session, inbound, caller, now)
+        if handled is not None:
+            return handled, live
+    events = _events(inbound, live)
+    if live is None:
+        live = LiveSession(state={})
+    if inbound.channel == "at-ussd":
+        live.consumed = len(inbound.text)
+    state = State.from_json(live.state) if live.state else None
+    replies: list[Reply] = []
+    runner = _EffectRunner(services, session, inbound, caller, now)
+    finished = False
+    for event in events:
+        state, produced, finished = runner.run(state, event)
+        replies.extend(produced)
+        if finished:
+            break
+    live.state = state.to_json() if state is not None and not finished else {}
+    if finished and inbound.channel != "at-ussd":
+        return replies, None
+    return replies, live
+
+
+def _events(inbound: Inbound, live: LiveSession | None) -> list[Any]:
+    """The engine events for this hop. Africa's Talking repeats the whole input history in `text` (`1*2*3`), so
+    the new input is what follows the characters already consumed, not the last `*` segment: a free-text answer
+    that contains `*` survives."""
+    if inbound.channel != "at-ussd":
+        if live is None or not live.state:
+            return [Start()] if _is_greeting(inbound.text) else [Start(), UserInput(inbound.text)]
+        return [UserInput(inbound.text)]
+    if live is None or not live.state:
+        return [Start()] + ([UserInput(inbound.text)] if inbound.text else [])
+    fresh = inbound.text[live.consumed :] if len(inbound.text) >= live.consumed else inbound.text
+    return [UserInput(fresh[1:] if fresh.startswith("*") else fresh)]
+
+
+def _is_greeting(text: str) -> bool:
+    """On SMS and Telegram the first message opens the menu; a number in it is taken as the first choice."""
+    stripped = text.strip()
+    return not stripped.isdigit()
+
+
+class _EffectRunner:
+    """Calls the engine, applies the effects it asks for, and feeds results back until it waits for the user."""
+
+    def __init__(self, services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime) -> None:
+        self.services = services
+        self.session = session
+        self.inbound = inbound
+        self.caller = caller
+        self.now = now
+        self.drafts = DraftRepository(session)
+
+    def run(self, state: State | None, event: Any) -> tuple[State, list[Reply], bool]:
+        replies: list[Reply] = []
+        for _ in range(MAX_EFFECT_ROUNDS):
+            context = self.context(state)
+            translate = handlers.translator(self.session, self.services, self.caller, state)
+            step = advance(state, event, context, translate)
+            state = step.state
+            replies.extend(step.replies)
+            result: EffectResult | None = None
+            for effect in step.effects:
+                outcome = handlers.apply(self, effect, state)
+                if effect.needs_result and outcome is not None:
+                    result = outcome
+            if step.finished or result is None:
+                return state, replies, step.finished
+            event = result
+        raise RuntimeError("the engine asked for too many effects in one hop")
+
+    def context(self, state: State | None) -> Context:
+        return handlers.build_context(self, state)
+
+
+def _reply_to_json(reply: Reply) -> dict[str, Any]:
+    return {
+        "text": reply.text,
+        "final": reply.final,
+        "choices": [[choice.key, choice.label] for choice in reply.choices],
+        "request_contact": reply.request_contact,
+    }
+
+
+def _reply_from_json(data: dict[str, Any]) -> Reply:
+    return Reply(
+        text=str(data.get("text", "")),
+        final=bool(data.get("final")),
+        choices=tuple(Choice(str(key), str(label)) for key, label in data.get("choices") or ()),
+        request_contact=bool(data.get("request_contact")),
+    )

@@ -1,0 +1,110 @@
+"""RQ job that sends one outbox message through its channel's `send()`.
+
+Idempotent: the row is claimed with a conditional UPDATE (queued -> sending), so a job that runs twice, or two
+workers racing, send once. Retryable failures (timeouts, 429, 5xx) put the row back to queued and re-raise so RQ's
+`Retry` back-off applies; permanent ones mark it failed with the provider's reason. A row left in `sending` (the
+worker died mid-send) is not sent again automatically: whether the provider got it is unknown, so it is marked
+`unknown` for an operator, because sending twice is worse for a client than a missing reminder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import update
+
+import bootstrap
+from db import utcnow
+from gateway.channels import SendError
+from gateway.messages import Choice, DeliveryState, Outbound, StatusUpdate
+from gateway.models import OutboxMessage
+from logs import mask_phone
+
+logger = logging.getLogger(__name__)
+
+
+def send_outbound(message_id: int) -> str:
+    """Send outbox row `message_id`; returns its final status."""
+    services = bootstrap.current()
+    with services.transaction() as session:
+        message = session.get(OutboxMessage, message_id)
+        if message is None:
+            return "missing"
+        if message.status != "queued":
+            if message.status == "sending":
+                message.status = "unknown"
+                message.error = "worker stopped while sending; not resent to avoid a duplicate"
+            return message.status
+        claimed = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "queued")
+            .values(status="sending", attempts=OutboxMessage.attempts + 1, updated_at=utcnow())
+        ).rowcount
+        outbound = Outbound(
+            channel=message.channel,
+            recipient=message.recipient,
+            text=message.text,
+            idempotency_key=message.idempotency_key,
+            choices=tuple(Choice(key, label) for key, label in message.choices or ()),
+        )
+    if not claimed:
+        return "claimed elsewhere"
+    _respect_rate_limit(services, outbound.channel)
+    try:
+        provider_id = services.channels[outbound.channel].send(outbound)
+    except SendError as exc:
+        return _record_failure(services, message_id, exc)
+    with services.transaction() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="sent", provider_message_id=provider_id, sent_at=utcnow(), error=None)
+        )
+    logger.info("sent outbox %s on %s to %s", message_id, outbound.channel, mask_phone(outbound.recipient))
+    return "sent"
+
+
+def _record_failure(services: bootstrap.Services, message_id: int, error: SendError) -> str:
+    status = "queued" if error.retryable else "failed"
+    with services.transaction() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(status=status, error=error.message[:500])
+        )
+    if error.retryable:
+        raise error  # RQ's Retry schedules the next attempt
+    logger.warning("outbox %s failed permanently: %s", message_id, error.message)
+    return "failed"
+
+
+def _respect_rate_limit(services: bootstrap.Services, channel: str) -> None:
+    """At most `sms_per_second` messages per second per provider account, shared by every worker."""
+    limit = max(int(services.settings.sms_per_second), 1)
+    while True:
+        window = int(time.time())
+        key = f"rate:send:{channel}:{window}"
+        count = services.redis.incr(key)
+        if count == 1:
+            services.redis.expire(key, 5)
+        if int(count) <= limit:
+            return
+        time.sleep(max(0.0, window + 1 - time.time()))
+
+
+def apply_status(services: bootstrap.Services, updates: list[StatusUpdate]) -> int:
+    """Apply delivery reports to outbox rows; returns how many rows changed."""
+    changed = 0
+    with services.transaction() as session:
+        for status in updates:
+            values: dict[str, object] = {"status": status.state.value}
+            if status.state is DeliveryState.FAILED and status.reason:
+                values["error"] = status.reason[:500]
+            changed += session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.channel == status.channel,
+                    OutboxMessage.provider_message_id == status.provider_message_id,
+                )
+                .values(**values)
+            ).rowcount
+    return changed

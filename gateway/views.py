@@ -1,0 +1,110 @@
+"""The webhooks: the only Flask code of the gateway. Each route hands the request to its channel adapter, runs the
+messages through the conversation service, and renders the adapter's response.
+
+Errors map here and only here: a forged request is 403, a malformed one 400. A live USSD session never sees a
+5xx: the conversation service turns failures into a polite `END`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from bootstrap import Services
+from conversations.service import handle_inbound
+from gateway.channels import BadRequest, Forbidden
+from gateway.jobs import apply_status
+from gateway.messages import WebhookRequest, WebhookResponse
+
+logger = logging.getLogger(__name__)
+blueprint = Blueprint("gateway", __name__, url_prefix="/webhooks")
+
+MESSAGE_ROUTES = {
+    "/africastalking/ussd": "at-ussd",
+    "/africastalking/sms": "at-sms",
+    "/twilio/sms": "twilio-sms",
+    "/telegram": "telegram",
+    "/console/sms": "console",
+}
+STATUS_ROUTES = {"/africastalking/delivery": "at-sms", "/twilio/status": "twilio-sms"}
+
+
+def _services() -> Services:
+    return current_app.extensions["services"]  # type: ignore[no-any-return]
+
+
+def _webhook_request() -> WebhookRequest:
+    return WebhookRequest(
+        url=request.url,
+        headers=dict(request.headers),
+        form={key: value for key, value in request.form.items()},
+        query={key: value for key, value in request.args.items()},
+        body=request.get_data(cache=True),
+    )
+
+
+def _render(response: WebhookResponse) -> Response:
+    return Response(response.body, status=response.status, content_type=response.content_type)
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+def _messages_view(slug: str):  # type: ignore[no-untyped-def]
+    def view() -> Response:
+        services = _services()
+        channel = services.channels[slug]
+        webhook = _webhook_request()
+        try:
+            channel.verify(webhook)
+            messages = channel.parse(webhook)
+        except Forbidden:
+            return _error(403, "forbidden")
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        replies = []
+        for message in messages:
+            replies = handle_inbound(services, message)
+            _acknowledge_button(channel, message)
+        return _render(channel.respond(replies if channel.synchronous else []))
+
+    view.__name__ = f"inbound_{slug.replace('-', '_')}"
+    return view
+
+
+def _acknowledge_button(channel: object, message: object) -> None:
+    """Telegram shows a spinner on a pressed button until the callback query is answered."""
+    callback_id = getattr(message, "callback_id", None)
+    answer = getattr(channel, "answer_callback", None)
+    if callback_id and answer is not None:
+        try:
+            answer(callback_id)
+        except Exception as exc:  # noqa: BLE001 - a missed acknowledgement must not lose the message
+            logger.info("could not answer callback query: %s", type(exc).__name__)
+
+
+def _status_view(slug: str):  # type: ignore[no-untyped-def]
+    def view() -> Response:
+        services = _services()
+        channel = services.channels[slug]
+        webhook = _webhook_request()
+        try:
+            channel.verify(webhook)
+            updates = channel.parse_status(webhook)
+        except Forbidden:
+            return _error(403, "forbidden")
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        apply_status(services, updates)
+        return _render(channel.respond([]))
+
+    view.__name__ = f"status_{slug.replace('-', '_')}"
+    return view
+
+
+for _path, _slug in MESSAGE_ROUTES.items():
+    blueprint.add_url_rule(_path, view_func=_messages_view(_slug), methods=["POST"])
+for _path, _slug in STATUS_ROUTES.items():
+    blueprint.add_url_rule(_path, view_func=_status_view(_slug), methods=["POST"])

@@ -1,0 +1,229 @@
+"""A PPI survey over the Africa's Talking USSD webhook, end to end, as a feature phone would see it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from conversations.models import ConversationDraft
+from surveys.models import SurveyResponse
+from tests.factories import configure_ppi, make_client, make_staff
+
+PHONE = "+254700000002"
+BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
+_sessions = itertools.count(1)
+
+
+class Phone:
+    """A feature phone dialling the USSD code: keeps Africa's Talking's cumulative `text`."""
+
+    def __init__(self, client, number: str = PHONE) -> None:
+        self.http = client
+        self.number = number
+        self.session_id = ""
+        self.history: list[str] = []
+        self.screens: list[str] = []
+
+    def dial(self) -> str:
+        self.session_id = f"ATUid_{next(_sessions)}"
+        self.history = []
+        return self._post("")
+
+    def send(self, text: str) -> str:
+        self.history.append(text)
+        return self._post("*".join(self.history))
+
+    def repeat_last_hop(self) -> str:
+        return self._post("*".join(self.history))
+
+    def _post(self, text: str) -> str:
+        response = self.http.post(
+            "/webhooks/africastalking/ussd",
+            data={
+                "sessionId": self.session_id,
+                "serviceCode": "*384*123#",
+                "phoneNumber": self.number,
+                "networkCode": "63902",
+                "text": text,
+            },
+        )
+        assert response.status_code == 200
+        assert response.content_type.startswith("text/plain")
+        body = response.get_data(as_text=True)
+        assert body.startswith(("CON ", "END ")), body
+        assert len(body) - 4 <= 182, f"screen too long ({len(body) - 4}): {body}"
+        self.screens.append(body)
+        return body
+
+
+@pytest.fixture
+def survey_client(services):
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS, show_band_to_client=True)
+        client = make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
+        return client.id
+
+
+def _answer_whole_survey(phone: Phone, first_screen: str) -> str:
+    """Answer 1 to every question (option 1 is always on a question's first page); returns the review screen."""
+    screen = first_screen
+    for _ in range(10):
+        assert screen.startswith("CON ")
+        screen = phone.send("1")
+    return screen
+
+
+def _open_survey(phone: Phone) -> str:
+    menu = phone.dial()
+    assert "1" in menu and menu.startswith("CON ")
+    return phone.send("1")
+
+
+def test_a_client_completes_a_survey_and_sees_a_thank_you_and_band(client, services, survey_client):
+    phone = Phone(client)
+    review = _answer_whole_survey(phone, _open_survey(phone))
+    assert review.startswith("CON ")
+    done = phone.send("1")  # submit from the review screen
+    assert done.startswith("END ")
+    assert "Very poor" in done or "Poor" in done or "At risk" in done or "Non-poor" in done
+    assert "%" not in done  # never the likelihoods
+    with services.transaction() as session:
+        survey = session.scalars(select(SurveyResponse)).one()
+        assert survey.mode == "self" and survey.channel == "at-ussd"
+        assert [a.option_position for a in survey.answers] == [1] * 10
+        assert session.scalar(select(func.count()).select_from(ConversationDraft)) == 0
+
+
+def test_kenya_first_question_with_47_counties_is_paged_and_answerable(client, services, survey_client):
+    phone = Phone(client)
+    first = _open_survey(phone)
+    assert "98" in first  # "98 More"
+    page = first
+    pages = 1
+    while "47" not in page.split("\n", 1)[1]:
+        page = phone.send("98")
+        pages += 1
+        assert pages < 20
+    second_question = phone.send("47")
+    assert second_question.startswith("CON ") and second_question != page
+    with services.transaction() as session:
+        draft = session.scalars(select(ConversationDraft)).one()
+        assert draft.answers == {"0": 47}
+
+
+def test_invalid_input_repeats_the_question_and_three_in_a_row_end_politely_keeping_the_draft(
+    client, services, survey_client
+):
+    phone = Phone(client)
+    first = _open_survey(phone)
+    second = phone.send("1")
+    assert second != first
+    for _ in range(2):
+        again = phone.send("abc")
+        assert again.startswith("CON ") and again.endswith(second.split("\n", 1)[1])
+    final = phone.send("999")
+    assert final.startswith("END ")
+    with services.transaction() as session:
+        assert session.scalars(select(ConversationDraft)).one().answers == {"0": 1}
+
+
+def test_dialling_again_offers_to_continue_at_the_first_unanswered_question(client, services, survey_client):
+    phone = Phone(client)
+    _open_survey(phone)
+    phone.send("2")
+    phone.send("1")  # answers Q1=2, Q2=1; then the session drops
+    again = Phone(client)
+    offer = _open_survey(again)
+    assert offer.startswith("CON ") and "1 Continue" in offer and "2 Start again" in offer
+    continued = again.send("1")
+    assert continued.startswith("CON 3/10 ")
+    with services.transaction() as session:
+        assert session.scalars(select(ConversationDraft)).one().answers == {"0": 2, "1": 1}
+
+
+def test_starting_again_discards_the_draft(client, services, survey_client):
+    phone = Phone(client)
+    _open_survey(phone)
+    phone.send("2")
+    again = Phone(client)
+    _open_survey(again)
+    restarted = again.send("2")
+    assert restarted.startswith("CON 1/10 ")
+
+
+def test_a_repeated_hop_returns_the_same_screen_and_saves_nothing_twice(client, services, survey_client):
+    phone = Phone(client)
+    _open_survey(phone)
+    screen = phone.send("3")
+    assert phone.repeat_last_hop() == screen
+    with services.transaction() as session:
+        assert session.scalars(select(ConversationDraft)).one().answers == {"0": 3}
+
+
+def test_a_shared_phone_first_asks_who_is_speaking(client, services, survey_client):
+    with services.transaction() as session:
+        make_client(session, external_id="C0200", name="Peter Otieno", phones=[PHONE])
+    first = Phone(client).dial()
+    assert "Jane" in first and "Peter" in first
+
+
+def test_an_unknown_phone_gets_a_polite_end(client, survey_client):
+    body = Phone(client, number="+254799999999").dial()
+    assert body.startswith("END ")
+
+
+def test_a_request_missing_required_fields_gets_400(client):
+    response = client.post("/webhooks/africastalking/ussd", data={"sessionId": "x"})
+    assert response.status_code == 400
+
+
+def test_an_officer_surveys_a_client_and_sees_score_and_band(client, services, survey_client):
+    with services.transaction() as session:
+        officer = make_staff(session, external_id="S001", phone="+254711000001")
+        officer_id = officer.id
+    phone = Phone(client, number="+254711000001")
+    menu = phone.dial()
+    assert menu.startswith("CON ")
+    phone.send("1")
+    confirm = phone.send("C0002")
+    assert "Ja" in confirm and "Jane" not in confirm  # partly masked
+    phone.send("1")  # yes, this is the client
+    for _ in range(10):
+        phone.send("1")
+    done = phone.send("1")  # submit
+    assert done.startswith("END ")
+    with services.transaction() as session:
+        survey = session.scalars(select(SurveyResponse)).one()
+        assert survey.mode == "officer" and survey.officer_id == officer_id
+        assert str(survey.headline_score) in done
+
+
+def test_live_state_never_holds_the_raw_ussd_text(client, services, survey_client):
+    phone = Phone(client)
+    _open_survey(phone)
+    phone.send("2")
+    keys = services.redis.keys("conv:*")
+    assert keys
+    stored = json.dumps(json.loads(services.redis.get(keys[0])))
+    assert "1*2" not in stored
+
+
+def test_a_survey_on_a_classic_scorecard_is_scored_with_its_single_set_of_points(client, services):
+    with services.transaction() as session:
+        configure_ppi(session, scorecard_id="KEN-2008", headline_line="below-national", bands=BANDS)
+        make_client(session, external_id="C0002", phones=[PHONE])
+    phone = Phone(client)
+    screen = _open_survey(phone)
+    for _ in range(10):
+        assert screen.startswith("CON ")
+        screen = phone.send("2")
+    done = phone.send("1")
+    assert done.startswith("END ")
+    with services.transaction() as session:
+        survey = session.scalars(select(SurveyResponse)).one()
+        assert survey.scorecard_id == "KEN-2008"
+        assert {line.line_slug for line in survey.line_results} >= {"below-national", "below-usaid-extreme"}
+        assert len({line.score for line in survey.line_results}) == 1  # classic: one score for every line
