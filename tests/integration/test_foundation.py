@@ -67,3 +67,15 @@ def test_migrations_and_models_agree(services):
     with services.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), db.Base.metadata)
     assert differences == []
+
+
+def test_env_example_lists_every_setting_and_nothing_else():
+    from dataclasses import fields
+    from pathlib import Path
+
+    listed = {
+        line.split("=", 1)[0]
+        for line in (Path(__file__).resolve().parents[2] / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert listed == {spec.name.upper() for spec in fields(Settings)}
