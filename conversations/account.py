@@ -80,7 +80,7 @@ def _secret_input(
 
 
 def _pin_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
-    return ScreenSpec(_("Enter your PIN:"), back=True, home=True, notices=(_pin_format(_),))
+    return ScreenSpec(_("Enter your PIN:"), back=True, home=True)
 
 
 def _pin_format(_: Translate) -> str:
@@ -118,7 +118,7 @@ def _pin_result(state: State, result: EffectResult, context: Context, _: Transla
 
 def _activation_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     prompt = _("Your PIN is not set yet. Enter the activation code from your branch:")
-    return ScreenSpec(prompt, back=True, home=True, notices=(_code_format(_), _("That code is not valid.")))
+    return ScreenSpec(prompt, back=True, home=True)
 
 
 def _code_format(_: Translate) -> str:
@@ -138,8 +138,7 @@ def _activation_result(state: State, result: EffectResult, context: Context, _: 
 
 
 def _new_pin_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
-    notices = (_pin_format(_), _("The PINs did not match. Try again."), _("Please choose another PIN."))
-    return ScreenSpec(_("Choose a new PIN (4 to 6 digits):"), back=True, home=True, notices=notices)
+    return ScreenSpec(_("Choose a new PIN (4 to 6 digits):"), back=True, home=True)
 
 
 def _new_pin_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -160,7 +159,7 @@ def _stage_result(state: State, result: EffectResult, context: Context, _: Trans
 
 
 def _confirm_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
-    return ScreenSpec(_("Enter the new PIN again:"), back=True, home=True, notices=(_pin_format(_),))
+    return ScreenSpec(_("Enter the new PIN again:"), back=True, home=True)
 
 
 def _confirm_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -198,7 +197,7 @@ def _lines_result(state: State, result: EffectResult, context: Context, _: Trans
 def _info_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     title = _(state.info_title) if state.info_title else ""
     body = list(state.lines) or [_("Nothing to show yet.")]
-    return ScreenSpec("\n".join([title, *body]), back=True, home=True, notices=(_("Reply 0 to go back."),))
+    return ScreenSpec("\n".join([title, *body]), back=True, home=True)
 
 
 def _info_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:

@@ -81,6 +81,7 @@ class State:
     node: str = "start"
     page: int = 0
     invalid: int = 0
+    notice: str | None = None
     client_id: int | None = None
     client_label: str | None = None
     mode: str = "self"
@@ -122,7 +123,7 @@ class State:
 
 
 _OPTIONAL_INT = {"client_id"}
-_OPTIONAL_STR = {"client_label", "scorecard_id", "pin_purpose", "after_pin", "info_title", "consent_version"}
+_OPTIONAL_STR = {"notice", "client_label", "scorecard_id", "pin_purpose", "after_pin", "info_title", "consent_version"}
 _OPTIONAL_BOOL = {"consent_current", "consent_granted"}
 
 

@@ -92,7 +92,7 @@ def _invalid(state: State, reason: str, context: Context, _: Translate) -> Step:
     """Repeat the screen with `reason`; after too many invalid replies in a row, end politely (drafts are kept)."""
     count = state.invalid + 1
     if count < MAX_INVALID_REPLIES:
-        return _show(replace(state, invalid=count), context, _, notice=reason)
+        return _show(replace(state, invalid=count, page=0, notice=reason), context, _)
     if state.node in SURVEY_NODES:
         goodbye = _("Too many invalid replies. Your answers are saved: dial again to continue.")
     else:
@@ -105,7 +105,8 @@ def _finish(outcome: Outcome, context: Context, _: Translate) -> Step:
         return _final(outcome.state, outcome.final, outcome.effects, context, _)
     if outcome.wait:
         return Step(outcome.state, (), outcome.effects, finished=False)
-    return _show(outcome.state, context, _, notice=outcome.notice, effects=outcome.effects)
+    state = replace(outcome.state, notice=outcome.notice, page=0) if outcome.notice else outcome.state
+    return _show(state, context, _, effects=outcome.effects)
 
 
 def _final(state: State, text: str, effects: tuple[Effect, ...], context: Context, _: Translate) -> Step:
@@ -116,9 +117,7 @@ def _final(state: State, text: str, effects: tuple[Effect, ...], context: Contex
     return Step(replace(state, page=0, invalid=0), replies, effects, finished=True)
 
 
-def _show(
-    state: State, context: Context, _: Translate, *, notice: str | None = None, effects: tuple[Effect, ...] = ()
-) -> Step:
+def _show(state: State, context: Context, _: Translate, *, effects: tuple[Effect, ...] = ()) -> Step:
     node = NODES.get(state.node)
     if node is None or node.screen is None:
         return _finish(menus.begin(context, _), context, _)
@@ -126,13 +125,14 @@ def _show(
     pages = _pages(spec, context, _)
     page_index = min(max(state.page, 0), len(pages) - 1)
     page = pages[page_index]
-    text = with_notice(notice, page.text, _budget(context))
-    reply = Reply(text, final=spec.final, choices=page.choices)
+    reply = Reply(page.text, final=spec.final, choices=page.choices)
     return Step(replace(state, page=page_index), (reply,), effects, finished=spec.final)
 
 
 def _screen(state: State, node: Node, context: Context, _: Translate) -> ScreenSpec:
-    return node.screen(state, context, _) if node.screen is not None else ScreenSpec("")
+    """The node's screen, with the pending notice (error reason, confirmation) above its title."""
+    spec = node.screen(state, context, _) if node.screen is not None else ScreenSpec("")
+    return replace(spec, title=with_notice(state.notice, spec.title))
 
 
 def _pages(spec: ScreenSpec, context: Context, _: Translate) -> tuple[Page, ...]:
@@ -147,6 +147,8 @@ def _safe_translator(translate: Translate) -> Translate:
     """Wrap `translate` so a broken catalog entry shows the English text instead of ending the session."""
 
     def safe(msgid: str, plural: str | None = None, n: int | None = None, **params: Any) -> str:
+        if plural is None and n is not None:
+            params["n"] = n  # a singular msgid may still use %(n)d
         try:
             text = translate(msgid, plural=plural, n=n, **params) if plural is not None else translate(msgid, **params)
         except (TypeError, KeyError, ValueError):
@@ -159,6 +161,6 @@ def _safe_translator(translate: Translate) -> Translate:
 def _english(msgid: str, plural: str | None, n: int | None, params: dict[str, Any]) -> str:
     text = plural if plural is not None and n != 1 else msgid
     try:
-        return text % {**params, "n": n} if "%(" in text else text
+        return text % ({**params, "n": n} if n is not None else params) if "%(" in text else text
     except (TypeError, KeyError, ValueError):
         return text

@@ -41,8 +41,7 @@ def begin(context: Context, _: Translate) -> Outcome:
 
 def _who_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     items = tuple(Choice(str(n), client.display_name) for n, client in enumerate(context.clients, start=1))
-    notice = _("Please reply with a number from 1 to %(n)d.", n=max(1, len(items)))
-    return ScreenSpec(_("Who is speaking?"), items, notices=(notice,))
+    return ScreenSpec(_("Who is speaking?"), items)
 
 
 def _who_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -58,9 +57,7 @@ def _menu_entries(context: Context) -> tuple[tuple[str, str, str], ...]:
 
 def _menu_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     items = tuple(Choice(key, _(label)) for key, _name, label in _menu_entries(context))
-    return ScreenSpec(
-        _("Main menu"), items, back=len(context.clients) > 1, notices=(_("Please choose from the menu."),)
-    )
+    return ScreenSpec(_("Main menu"), items, back=len(context.clients) > 1)
 
 
 def _menu_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:

@@ -8,6 +8,7 @@ node contract here lets flows hand over to each other by node name without impor
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -71,17 +72,22 @@ _NUMBER = re.compile(r"[0-9]{1,4}")
 
 
 def parse_number(text: str, highest: int) -> int | None:
-    """The number typed if it is an ASCII whole number between 1 and `highest`, else None."""
-    cleaned = text.strip().rstrip(".")
+    """The whole number typed (in any script's digits) if it is between 1 and `highest`, else None."""
+    cleaned = ascii_digits(text.strip().rstrip("."))
     if not _NUMBER.fullmatch(cleaned):
         return None
     number = int(cleaned)
     return number if 1 <= number <= highest else None
 
 
+def ascii_digits(text: str) -> str:
+    """Arabic-Indic, Devanagari or Bengali digits as ASCII ones (phones in ar, ur, hi, bn may send them)."""
+    return "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in text[:16]) + text[16:]
+
+
 def goto(state: State, node: str, **changes: Any) -> State:
-    """The state moved to `node` (first page, invalid counter reset), with other `changes`."""
-    return replace(state, node=node, page=0, invalid=0, **changes)
+    """The state moved to `node` (first page, no notice, invalid counter reset), with other `changes`."""
+    return replace(state, node=node, page=0, invalid=0, notice=None, **changes)
 
 
 def home_node(state: State, context: Context) -> str:

@@ -21,7 +21,7 @@ _EXTERNAL_ID = re.compile(r"[A-Za-z0-9/_.-]{1,32}")
 
 def _menu_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     items = (Choice("1", _("Survey for a client")),)
-    return ScreenSpec(_("Officer menu"), items, notices=(_("Please choose 1."),))
+    return ScreenSpec(_("Officer menu"), items)
 
 
 def _menu_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -31,8 +31,7 @@ def _menu_input(state: State, text: str, context: Context, _: Translate) -> Outc
 
 
 def _find_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
-    notices = (_("Please type the client ID."), _("No client found with that ID."))
-    return ScreenSpec(_("Enter the client ID:"), back=True, home=True, notices=notices)
+    return ScreenSpec(_("Enter the client ID:"), back=True, home=True)
 
 
 def _find_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -58,7 +57,7 @@ def _find_result(state: State, result: EffectResult, context: Context, _: Transl
 
 def _confirm_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     items = (Choice("1", _("Yes")), Choice("2", _("No")))
-    return ScreenSpec(f"{state.client_label}?", items, back=True, home=True, notices=(_("Please choose 1 or 2."),))
+    return ScreenSpec(f"{state.client_label}?", items, back=True, home=True)
 
 
 def _confirm_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:

@@ -62,7 +62,7 @@ def _consent_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
         lines.append(_("Now: you do not share your data."))
     lines.append(_("Do you agree to share your data?"))
     items = (Choice("1", _("Yes")), Choice("2", _("No")), Choice("3", _("What is shared")))
-    return ScreenSpec("\n".join(lines), items, back=True, home=True, notices=(_("Please choose 1, 2 or 3."),))
+    return ScreenSpec("\n".join(lines), items, back=True, home=True)
 
 
 def _consent_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -80,7 +80,7 @@ def _consent_input(state: State, text: str, context: Context, _: Translate) -> O
 
 def _shared_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     body = "\n".join(state.shared_lines) or _("Nothing to show yet.")
-    return ScreenSpec(body, back=True, home=True, notices=(_("Reply 0 to go back."),))
+    return ScreenSpec(body, back=True, home=True)
 
 
 def _shared_back(state: State, context: Context, _: Translate) -> Outcome:
@@ -93,7 +93,7 @@ def _consent_done_screen(state: State, context: Context, _: Translate) -> Screen
         if state.consent_granted
         else _("Saved. Your data will not be shared.")
     )
-    return ScreenSpec(text, back=True, home=True, notices=(_("Reply 0 to go back."),))
+    return ScreenSpec(text, back=True, home=True)
 
 
 # --- language -----------------------------------------------------------------------------------------------------
@@ -101,8 +101,7 @@ def _consent_done_screen(state: State, context: Context, _: Translate) -> Screen
 
 def _language_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     items = tuple(Choice(str(number), name) for number, (_code, name) in enumerate(context.languages, start=1))
-    notice = _("Please reply with a number from 1 to %(n)d.", n=max(1, len(items)))
-    return ScreenSpec(_("Choose your language:"), items, back=True, home=True, notices=(notice,))
+    return ScreenSpec(_("Choose your language:"), items, back=True, home=True)
 
 
 def _language_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -117,8 +116,7 @@ def _language_input(state: State, text: str, context: Context, _: Translate) -> 
 
 def _language_done_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     name = state.lines[0] if state.lines else ""
-    notices = (_("Reply 0 to go back."),)
-    return ScreenSpec(_("Language changed: %(language)s", language=name), back=True, home=True, notices=notices)
+    return ScreenSpec(_("Language changed: %(language)s", language=name), back=True, home=True)
 
 
 NODES = (

@@ -48,22 +48,20 @@ class NavLabels:
 class ScreenSpec:
     """What one screen shows, before paging.
 
-    `title` may be long or span lines; `items` are numbered choices shown as "key label"; `back`/`home` say whether
-    "0 Back" (on the first page) and "00 Menu" are offered; `notices` are the texts that may be shown above the first
-    page (an error reason), so the first page keeps room for the longest of them.
+    `title` may be long or span lines (a notice such as an error reason goes on its first line); `items` are numbered
+    choices shown as "key label"; `back`/`home` say whether "0 Back" (on the first page) and "00 Menu" are offered.
     """
 
     title: str
     items: tuple[Choice, ...] = ()
     back: bool = False
     home: bool = False
-    notices: tuple[str, ...] = ()
     final: bool = False
 
 
 @dataclass(frozen=True)
 class Page:
-    """One rendered page: its text without the notice, and the choices it shows (Telegram buttons)."""
+    """One rendered page and the choices it shows (Telegram buttons)."""
 
     text: str
     choices: tuple[Choice, ...]
@@ -78,25 +76,23 @@ class _Unit:
 
 
 def paginate(spec: ScreenSpec, budget: Budget, nav: NavLabels = NavLabels()) -> tuple[Page, ...]:
-    """Cut `spec` into pages that each fit `budget`, navigation footer included. Always at least one page."""
-    worst_footer = _footer_lines(nav, more=True, back=True, home=spec.home and not spec.final)
-    groups: list[list[_Unit]] = [[]]
-    for unit in _units(spec):
-        _place(unit, groups, budget, worst_footer, spec.notices)
-    if len(groups) > 1 and not groups[-1]:
-        groups.pop()
+    """Cut `spec` into pages that each fit `budget`, navigation footer included. Always at least one page.
+
+    Lines are packed greedily with room kept for "98 More"; the rest of the screen goes on one last page (without
+    "98 More") as soon as it fits there. A line too long for any page is split, at a space when possible.
+    """
+    home = spec.home and not spec.final
+    with_more = _footer_lines(nav, more=True, back=not spec.final, home=home)
+    without_more = _footer_lines(nav, more=False, back=not spec.final, home=home)
+    pending = _units(spec)
+    groups: list[list[_Unit]] = []
+    while pending:
+        if _fits_lines([u.text for u in pending], without_more, budget):
+            groups.append(pending)
+            break
+        page, pending = _fill_page(pending, with_more, budget)
+        groups.append(page)
     return tuple(_render_page(spec, nav, groups, index) for index in range(len(groups)))
-
-
-def with_notice(notice: str | None, page_text: str, budget: Budget) -> str:
-    """Put `notice` above a page, shortening the notice if an unexpected one would not fit."""
-    if not notice:
-        return page_text
-    text = f"{notice}\n{page_text}"
-    if budget.fits(text):
-        return text
-    room = _longest_fitting_prefix(notice, lambda candidate: budget.fits(f"{candidate}\n{page_text}"))
-    return f"{notice[:room]}\n{page_text}" if room else page_text
 
 
 def _units(spec: ScreenSpec) -> list[_Unit]:
@@ -112,32 +108,27 @@ def _footer_lines(nav: NavLabels, *, more: bool, back: bool, home: bool) -> list
     return lines
 
 
-def _page_fits(lines: Sequence[str], footer: Sequence[str], notices: Sequence[str], budget: Budget) -> bool:
-    body = "\n".join([*lines, *footer])
-    return budget.fits(body) and all(budget.fits(f"{notice}\n{body}") for notice in notices)
+def _fits_lines(lines: Sequence[str], footer: Sequence[str], budget: Budget) -> bool:
+    return budget.fits("\n".join([*lines, *footer]))
 
 
-def _place(unit: _Unit, groups: list[list[_Unit]], budget: Budget, footer: list[str], notices: Sequence[str]) -> None:
-    """Add `unit` to the last page, start a new page, or split a line too long for any page."""
-    while True:
-        current = groups[-1]
-        page_notices = notices if len(groups) == 1 else ()
-        if _page_fits([u.text for u in current] + [unit.text], footer, page_notices, budget):
-            current.append(unit)
-            return
-        if current:
-            groups.append([])
+def _fill_page(units: list[_Unit], footer: list[str], budget: Budget) -> tuple[list[_Unit], list[_Unit]]:
+    """Take as many units as fit on one page; split the first one if even it does not fit alone."""
+    page: list[_Unit] = []
+    for index, unit in enumerate(units):
+        if _fits_lines([u.text for u in page] + [unit.text], footer, budget):
+            page.append(unit)
             continue
-        head, tail = _split_line(unit.text, _line_checker(footer, page_notices, budget))
-        current.append(_Unit(head, unit.choice))
-        if not tail:
-            return
-        groups.append([])
-        unit = _Unit(tail)
+        if page:
+            return page, units[index:]
+        head, tail = _split_line(unit.text, lambda text: _fits_lines([text], footer, budget))
+        return [_Unit(head, unit.choice)], ([_Unit(tail)] if tail else []) + units[index + 1 :]
+    return page, []
 
 
-def _line_checker(footer: list[str], notices: Sequence[str], budget: Budget) -> Callable[[str], bool]:
-    return lambda text: _page_fits([text], footer, notices, budget)
+def with_notice(notice: str | None, title: str) -> str:
+    """A screen title with a notice (an error reason, a confirmation) on the line above it."""
+    return f"{notice}\n{title}" if notice else title
 
 
 def _split_line(text: str, fits: Callable[[str], bool]) -> tuple[str, str]:
@@ -171,5 +162,5 @@ def _render_page(spec: ScreenSpec, nav: NavLabels, groups: list[list[_Unit]], in
     )
     units = groups[index]
     choices = tuple(u.choice for u in units if u.choice is not None)
-    nav_choices = tuple(Choice(line.split(" ", 1)[0], line.split(" ", 1)[1]) for line in footer)
+    nav_choices = tuple(Choice(*line.split(" ", 1)) for line in footer)
     return Page("\n".join([*(u.text for u in units), *footer]), choices + nav_choices)

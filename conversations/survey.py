@@ -97,7 +97,7 @@ def _resume_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
         else _("You have an unfinished survey.")
     )
     items = (Choice("1", _("Continue survey")), Choice("2", _("Start again")))
-    return ScreenSpec(title, items, back=True, home=True, notices=(_("Please choose 1 or 2."),))
+    return ScreenSpec(title, items, back=True, home=True)
 
 
 def _resume_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -126,7 +126,7 @@ def _question_screen(state: State, context: Context, _: Translate) -> ScreenSpec
     question = survey.questions[state.question]
     title = f"{state.question + 1}/{len(survey.questions)} {question.text}"
     items = tuple(Choice(str(position), label) for position, label in enumerate(question.options, start=1))
-    return ScreenSpec(title, items, back=True, home=True, notices=(_invalid_option(_, len(items)),))
+    return ScreenSpec(title, items, back=True, home=True)
 
 
 def _invalid_option(_: Translate, highest: int) -> str:
@@ -171,7 +171,7 @@ def _review_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
         label = question.options[position - 1] if position else "-"
         lines.append(f"Q{index}: {_shorten(label)}")
     items = (Choice("1", _("Submit")), Choice("2", _("Change an answer")))
-    return ScreenSpec("\n".join(lines), items, back=True, home=True, notices=(_("Please choose 1 or 2."),))
+    return ScreenSpec("\n".join(lines), items, back=True, home=True)
 
 
 def _shorten(label: str) -> str:
@@ -202,7 +202,7 @@ def _review_back(state: State, context: Context, _: Translate) -> Outcome:
 
 def _change_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     prompt = _("Which question do you want to change? Reply 1 to %(n)d.", n=len(state.answers))
-    return ScreenSpec(prompt, back=True, home=True, notices=(_invalid_option(_, len(state.answers)),))
+    return ScreenSpec(prompt, back=True, home=True)
 
 
 def _change_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:

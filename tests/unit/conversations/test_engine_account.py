@@ -1,0 +1,162 @@
+"""PIN-protected services, first-time activation and changing the PIN."""
+
+from __future__ import annotations
+
+import json
+
+from conversation_kit import JANE, Session, client_context, effect_kinds
+
+from conversations.effects import (
+    ActivateAccount,
+    ChangePin,
+    FetchBalances,
+    FetchProgress,
+    FetchStatement,
+    SetPin,
+    StagePin,
+    VerifyPin,
+)
+
+
+def _at_menu(**changes: object) -> Session:
+    session = Session(client_context(**changes))
+    session.start()
+    return session
+
+
+def test_balances_ask_for_the_pin_then_fetch() -> None:
+    session = _at_menu()
+    session.type("2")
+    assert "Enter your PIN" in session.screen
+    step = session.type("4826")
+    assert step.effects == (VerifyPin(JANE.id, "4826"),) and step.replies == ()
+    step = session.result("pin_ok")
+    assert step.effects == (FetchBalances(JANE.id),)
+    step = session.result("lines", lines=["Savings: KES 1,200", "Loan due: KES 500"], stale_label="10:00")
+    assert "Balances" in step.replies[0].text and "Savings: KES 1,200" in step.replies[0].text
+    assert "Last updated: 10:00" in step.replies[0].text
+
+
+def test_pin_is_asked_only_once_per_session() -> None:
+    session = _at_menu()
+    session.type("3", "4826")
+    session.result("pin_ok")
+    session.result("lines", lines=["1 May deposit 200"], stale_label=None)
+    session.type("00")
+    step = session.type("4")
+    assert step.effects == (FetchProgress(JANE.id),)
+
+
+def test_statement_uses_its_own_fetch() -> None:
+    session = _at_menu()
+    session.type("3", "4826")
+    assert session.result("pin_ok").effects == (FetchStatement(JANE.id),)
+
+
+def test_malformed_pin_is_refused_without_checking_it() -> None:
+    session = _at_menu()
+    session.type("2")
+    step = session.type("12ab")
+    assert not step.effects and "A PIN has 4 to 6 digits." in step.replies[0].text
+
+
+def test_wrong_pin_says_how_many_tries_are_left() -> None:
+    session = _at_menu()
+    session.type("2", "1111")
+    step = session.result("pin_wrong", attempts_left=2)
+    assert "Wrong PIN. 2 tries left." in step.replies[0].text and "Enter your PIN" in step.replies[0].text
+    session.type("2222")
+    assert "Wrong PIN. 1 try left." in session.result("pin_wrong", attempts_left=1).replies[0].text
+
+
+def test_locked_pin_ends_the_session_with_the_wait() -> None:
+    session = _at_menu()
+    session.type("2", "1111")
+    step = session.result("pin_locked", minutes=15)
+    assert step.finished and "Try again in 15 minutes." in step.replies[0].text
+
+
+def test_already_locked_pin_is_not_asked_for() -> None:
+    session = _at_menu(pin_status="locked")
+    step = session.type("2")
+    assert step.finished and "locked" in step.replies[0].text and not step.effects
+
+
+def test_unavailable_core_banking_returns_to_menu_with_a_reason() -> None:
+    session = _at_menu()
+    session.type("2", "4826")
+    session.result("pin_ok")
+    step = session.result("service_unavailable")
+    assert "not available right now" in step.replies[0].text and "1 PPI survey" in step.replies[0].text
+
+
+def test_pin_not_set_offers_activation_then_new_pin_twice() -> None:
+    session = _at_menu(pin_status="not_set")
+    session.type("2")
+    assert "activation code" in session.screen
+    assert session.type("AB12CD").effects == (ActivateAccount(JANE.id, "AB12CD"),)
+    session.result("activation_ok")
+    assert "Choose a new PIN" in session.screen
+    assert session.type("5931").effects == (StagePin(JANE.id, "5931"),)
+    session.result("pin_staged")
+    assert "Enter the new PIN again" in session.screen
+    assert session.type("5931").effects == (SetPin(JANE.id, "5931"),)
+    step = session.result("pin_set")
+    assert step.effects == (FetchBalances(JANE.id),)
+
+
+def test_bad_activation_code_asks_again() -> None:
+    session = _at_menu(pin_status="not_set")
+    session.type("2", "ZZZZ")
+    step = session.result("activation_bad")
+    assert "That code is not valid." in step.replies[0].text
+
+
+def test_confirmation_that_does_not_match_starts_the_new_pin_again() -> None:
+    session = _at_menu(pin_status="not_set")
+    session.type("2", "AB12CD")
+    session.result("activation_ok")
+    session.type("5931")
+    session.result("pin_staged")
+    session.type("5932")
+    step = session.result("pin_mismatch")
+    assert "did not match" in step.replies[0].text and "Choose a new PIN" in step.replies[0].text
+
+
+def test_weak_pin_rejected_by_the_shell_shows_its_reason() -> None:
+    session = _at_menu(pin_status="not_set")
+    session.type("2", "AB12CD")
+    session.result("activation_ok")
+    session.type("1234")
+    step = session.result("pin_rejected", reason_msgid="This PIN is too easy to guess.")
+    assert "too easy to guess" in step.replies[0].text
+
+
+def test_change_pin_verifies_the_old_pin_then_asks_twice() -> None:
+    session = _at_menu()
+    session.type("7", "4826")
+    session.result("pin_ok")
+    assert "Choose a new PIN" in session.screen
+    session.type("7391")
+    session.result("pin_staged")
+    assert session.type("7391").effects == (ChangePin(JANE.id, "7391"),)
+    step = session.result("pin_set")
+    assert "Your PIN has been changed." in step.replies[0].text and "1 PPI survey" in step.replies[0].text
+
+
+def test_no_pin_ever_reaches_state_or_replies() -> None:
+    session = _at_menu(pin_status="not_set")
+    session.type("7", "AB12CD")
+    session.result("activation_ok")
+    session.type("583920")
+    session.result("pin_staged")
+    session.type("583920")
+    session.result("pin_set")
+    session.type("2")
+    session.type("00", "7")
+    assert "Choose a new PIN" in session.screen
+    for step in session.steps:
+        stored = json.dumps(step.state.to_json())
+        assert "583920" not in stored and "AB12CD" not in stored
+        assert all("583920" not in reply.text for reply in step.replies)
+    assert "set_pin" in [kind for step in session.steps for kind in effect_kinds(step)]
