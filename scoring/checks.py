@@ -79,9 +79,12 @@ def structure_errors(document: dict[str, Any], file: str) -> Iterator[Finding]:
         if count > 1:
             yield error(DUPLICATE_LINE, "poverty_lines", f"slug {slug!r} appears {count} times")
     if document["family"] == "per-line":
-        yield from per_line_errors(questions, lines, error)
+        shape = list(per_line_errors(questions, lines, error))
     else:
-        yield from classic_errors(document, questions, lines, error)
+        shape = list(classic_errors(document, questions, lines, error))
+    yield from shape
+    if shape:
+        return  # totals cannot be computed over mis-shaped points
     for index, total in enumerate(max_totals(document)):
         if total > MAX_LINE_POINTS:
             yield error(POINTS_TOO_LARGE, f"poverty_lines[{index}]", f"maximum total {total} > {MAX_LINE_POINTS}")

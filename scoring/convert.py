@@ -426,6 +426,10 @@ def convert_india_xml(source: Path) -> Draft:
 
 def attach_india_likelihoods(draft: Draft, rows: list[dict[str, str]]) -> None:
     draft.likelihood_bands = band_list(rows)
+    for row in rows:
+        shares = sum(Decimal(row[k]) for k in ("bottom_half_below_line", "top_half_below_line", "non_poor_derived"))
+        if abs(shares - 100) > Decimal("0.05"):
+            raise ConversionError(f"IND-GF band {row['score_from']}-{row['score_to']}: shares add up to {shares}")
     very_poor = [Decimal(row["bottom_half_below_line"]) for row in rows]
     poor_not_very = [Decimal(row["top_half_below_line"]) for row in rows]
     draft.lines = [
