@@ -427,7 +427,8 @@ def convert_india_xml(source: Path) -> Draft:
 def attach_india_likelihoods(draft: Draft, rows: list[dict[str, str]]) -> None:
     draft.likelihood_bands = band_list(rows)
     for row in rows:
-        shares = sum(Decimal(row[k]) for k in ("bottom_half_below_line", "top_half_below_line", "non_poor_derived"))
+        columns = ("bottom_half_below_line", "top_half_below_line", "non_poor_derived")
+        shares = sum((Decimal(row[column]) for column in columns), Decimal(0))
         if abs(shares - 100) > Decimal("0.05"):
             raise ConversionError(f"IND-GF band {row['score_from']}-{row['score_to']}: shares add up to {shares}")
     very_poor = [Decimal(row["bottom_half_below_line"]) for row in rows]
