@@ -7,7 +7,6 @@ checkout works without a build step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
