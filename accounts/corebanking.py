@@ -1,0 +1,218 @@
+"""Where a client's balances and transactions come from: the built-in ledger or Apache Fineract, behind one Protocol.
+
+The conversation shell asks `build_core_banking(services, session)` for an adapter and calls `balances(client)` /
+`statement(client)`; it never knows which system answered. Remote systems fail and are slow, so the Fineract adapter
+is wrapped in `CachedCoreBanking`: a short cache spares repeated calls within a USSD session, and a long-lived "last
+known" copy lets a client still see a (labelled) balance when the core system is down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from accounts.models import Account, Client, LoanProduct, Transaction
+from db import utcnow
+
+if TYPE_CHECKING:
+    from bootstrap import Services
+
+logger = logging.getLogger(__name__)
+
+LAST_KNOWN_SECONDS = 30 * 24 * 3600
+CACHE_PREFIX = "corebanking"
+
+
+class CoreBankingUnavailable(RuntimeError):
+    """The core banking system could not answer (down, refused our credentials, too slow, or answered nonsense)."""
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    kind: str  # loan | savings
+    masked_number: str  # "••1234"
+    product_name: str
+    currency: str
+    balance: Decimal  # outstanding for loans
+    next_due_date: date | None
+    next_due_amount: Decimal | None
+    arrears: Decimal
+    as_of: datetime
+    stale: bool = False  # served from the last-known copy because the core system was unavailable
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    date: date
+    kind: str  # disbursement, repayment, deposit, withdrawal, fee, interest, other
+    amount: Decimal
+    currency: str
+    account: str  # masked number
+
+
+class CoreBanking(Protocol):
+    def balances(self, client: Client) -> list[AccountBalance]: ...
+
+    def statement(self, client: Client, limit: int = 5) -> list[StatementLine]: ...
+
+
+def mask_account_number(number: str) -> str:
+    """'000000007' -> '••0007': enough for the client to tell accounts apart, useless to anyone else."""
+    return "••" + number[-4:]
+
+
+class LedgerCoreBanking:
+    """Reads the built-in ledger tables (filled by the CSV import); like Fineract, only active accounts count."""
+
+    def __init__(self, session: Session, clock: Callable[[], datetime] = utcnow) -> None:
+        self.session = session
+        self.clock = clock
+
+    def balances(self, client: Client) -> list[AccountBalance]:
+        query = (
+            select(Account, LoanProduct.name)
+            .outerjoin(LoanProduct, Account.product_id == LoanProduct.id)
+            .where(Account.client_id == client.id, Account.status == "active")
+            .order_by(Account.kind, Account.id)
+        )
+        now = self.clock()
+        return [self._balance(account, product_name, now) for account, product_name in self.session.execute(query)]
+
+    def _balance(self, account: Account, product_name: str | None, now: datetime) -> AccountBalance:
+        return AccountBalance(
+            kind=account.kind,
+            masked_number=mask_account_number(account.external_id),
+            product_name=product_name or account.kind.capitalize(),
+            currency=account.currency,
+            balance=Decimal(account.balance),
+            next_due_date=account.next_due_date,
+            next_due_amount=None if account.next_due_amount is None else Decimal(account.next_due_amount),
+            arrears=Decimal(account.arrears or 0),
+            as_of=now,
+        )
+
+    def statement(self, client: Client, limit: int = 5) -> list[StatementLine]:
+        query = (
+            select(Transaction, Account.external_id, Account.currency)
+            .join(Account, Transaction.account_id == Account.id)
+            .where(Account.client_id == client.id, Account.status == "active")
+            .order_by(Transaction.occurred_on.desc(), Transaction.id.desc())
+            .limit(limit)
+        )
+        return [
+            StatementLine(
+                date=row.occurred_on,
+                kind=row.kind,
+                amount=Decimal(row.amount),
+                currency=currency,
+                account=mask_account_number(number),
+            )
+            for row, number, currency in self.session.execute(query)
+        ]
+
+
+class CachedCoreBanking:
+    """Caches balances in Redis for `ttl` seconds, and serves a stale last-known copy when the inner system fails."""
+
+    def __init__(self, inner: CoreBanking, connection: redis.Redis, ttl: int) -> None:
+        self.inner = inner
+        self.redis = connection
+        self.ttl = ttl
+
+    def balances(self, client: Client) -> list[AccountBalance]:
+        fresh_key, last_key = self._keys(client)
+        cached = self._read(fresh_key)
+        if cached is not None:
+            return cached
+        try:
+            balances = self.inner.balances(client)
+        except CoreBankingUnavailable:
+            last_known = self._read(last_key)
+            if last_known is None:
+                raise
+            logger.warning("core banking unavailable; serving last-known balances for client %s", client.id)
+            return [replace(balance, stale=True) for balance in last_known]
+        payload = _dump_balances(balances)
+        pipe = self.redis.pipeline()
+        pipe.set(fresh_key, payload, ex=max(1, self.ttl))
+        pipe.set(last_key, payload, ex=LAST_KNOWN_SECONDS)
+        pipe.execute()
+        return balances
+
+    def statement(self, client: Client, limit: int = 5) -> list[StatementLine]:
+        return self.inner.statement(client, limit)
+
+    def forget(self, client: Client) -> None:
+        """Drop the short cache (e.g. right after a repayment), keeping the last-known copy."""
+        self.redis.delete(self._keys(client)[0])
+
+    def _keys(self, client: Client) -> tuple[str, str]:
+        return f"{CACHE_PREFIX}:balances:{client.id}", f"{CACHE_PREFIX}:last-known:{client.id}"
+
+    def _read(self, key: str) -> list[AccountBalance] | None:
+        raw: bytes | str | None = self.redis.get(key)  # type: ignore[assignment]
+        if raw is None:
+            return None
+        try:
+            return _load_balances(raw)
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring an unreadable balance cache entry")
+            return None
+
+
+def _dump_balances(balances: list[AccountBalance]) -> str:
+    return json.dumps([asdict(balance) for balance in balances], default=_json_default)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
+    raise TypeError(f"cannot cache {type(value).__name__}")
+
+
+def _load_balances(raw: bytes | str) -> list[AccountBalance]:
+    return [_load_balance(item) for item in json.loads(raw)]
+
+
+def _load_balance(item: dict[str, Any]) -> AccountBalance:
+    return AccountBalance(
+        kind=item["kind"],
+        masked_number=item["masked_number"],
+        product_name=item["product_name"],
+        currency=item["currency"],
+        balance=Decimal(item["balance"]),
+        next_due_date=date.fromisoformat(item["next_due_date"]) if item["next_due_date"] else None,
+        next_due_amount=Decimal(item["next_due_amount"]) if item["next_due_amount"] is not None else None,
+        arrears=Decimal(item["arrears"]),
+        as_of=datetime.fromisoformat(item["as_of"]),
+        stale=bool(item.get("stale", False)),
+    )
+
+
+def build_core_banking(services: Services, session: Session) -> CoreBanking:
+    """The adapter `settings.core_banking` names: the ledger as is, Fineract behind the balance cache."""
+    settings = services.settings
+    if settings.core_banking != "fineract":
+        return LedgerCoreBanking(session)
+    from accounts.fineract import FineractCoreBanking, shared_http_client
+
+    fineract = FineractCoreBanking(
+        base_url=settings.fineract_url,
+        tenant=settings.fineract_tenant,
+        username=settings.fineract_username,
+        password=settings.fineract_password,
+        timeout=settings.fineract_timeout_seconds,
+        http_client=shared_http_client(),
+    )
+    return CachedCoreBanking(fineract, services.redis, ttl=settings.balance_cache_seconds)

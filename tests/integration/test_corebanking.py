@@ -1,0 +1,360 @@
+"""Balances and statements read the same from the built-in ledger and from Fineract (a fake server on loopback
+serving recorded-shape JSON with the same figures), and Fineract's failures become `CoreBankingUnavailable`, with
+the last-known balances served (marked stale) when there are some."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from accounts.corebanking import (
+    AccountBalance,
+    CachedCoreBanking,
+    CoreBanking,
+    CoreBankingUnavailable,
+    LedgerCoreBanking,
+    StatementLine,
+    build_core_banking,
+)
+from accounts.fineract import FineractCoreBanking
+from accounts.models import Account, Client, ClientPhone, LoanProduct, Office, Transaction
+from bootstrap import Services
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fineract"
+API_ROOT = "/fineract-provider/api/v1"
+USERNAME, PASSWORD, TENANT = "gateway", "s3cret", "default"
+FETCHED_AT = datetime(2025, 4, 10, 8, 30, tzinfo=UTC)
+SHARED_PHONE = "+254711000111"
+
+
+# --- the fake Fineract ------------------------------------------------------------------------------------------
+
+
+class FakeFineract(ThreadingHTTPServer):
+    daemon_threads = True
+    mode = "ok"  # ok | 401 | 404 | 500 | slow | badjson
+    requests: list[str]
+
+
+class FineractHandler(BaseHTTPRequestHandler):
+    server: FakeFineract
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urlparse(self.path)
+        self.server.requests.append(self.path)
+        mode = self.server.mode
+        if mode == "slow":
+            time.sleep(1.0)
+        if not self._authorised() or mode == "401":
+            return self._send(401, (FIXTURES / "error_401.json").read_bytes())
+        if mode == "500":
+            return self._send(500, b'{"httpStatusCode":"500","defaultUserMessage":"Internal error"}')
+        if mode == "badjson":
+            return self._send(200, b"<html>Gateway maintenance</html>")
+        fixture = FIXTURES / _fixture_name(url.path.removeprefix(API_ROOT), parse_qs(url.query))
+        if mode == "404" or not fixture.exists():
+            return self._send(404, (FIXTURES / "error_404.json").read_bytes())
+        self._send(200, fixture.read_bytes())
+
+    def _authorised(self) -> bool:
+        expected = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+        return (
+            self.headers.get("Authorization") == expected and self.headers.get("Fineract-Platform-TenantId") == TENANT
+        )
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the adapter gave up waiting, as it should
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+def _fixture_name(path: str, query: dict[str, list[str]]) -> str:
+    if path == "/search":
+        if query.get("resource") != ["clients"] or query.get("exactMatch") != ["true"]:
+            return "missing.json"
+        return f"search_{query['query'][0]}.json"
+    name = path.strip("/").replace("/", "_")
+    if "associations" in query:
+        name += "_" + query["associations"][0]
+    return name + ".json"
+
+
+@pytest.fixture
+def fineract_server() -> Iterator[FakeFineract]:
+    server = FakeFineract(("127.0.0.1", 0), FineractHandler)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _fineract(server: FakeFineract, *, timeout: float = 2.0, password: str = PASSWORD) -> FineractCoreBanking:
+    host, port = server.server_address[:2]
+    return FineractCoreBanking(
+        base_url=f"http://{host}:{port}{API_ROOT}/",
+        tenant=TENANT,
+        username=USERNAME,
+        password=password,
+        timeout=timeout,
+        clock=lambda: FETCHED_AT,
+    )
+
+
+# --- the same people and money in the ledger ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def people(services: Services) -> dict[str, Client]:
+    """Amina (a loan in arrears, a closed loan, savings) and Baraka (no accounts) share one phone."""
+    with services.transaction() as session:
+        office = Office(external_id="HO", name="Head Office", level="country", path="/")
+        session.add(office)
+        session.flush()
+        amina = _client(session, office, "C-0042", "Amina W.")
+        baraka = _client(session, office, "C-0043", "Baraka O.")
+        group_loan = LoanProduct(external_id="GL12", name="Group Loan 12w")
+        savings = LoanProduct(external_id="VS", name="Voluntary Savings")
+        session.add_all([group_loan, savings])
+        session.flush()
+        loan = _account(session, amina, "000000007", "loan", group_loan, "8450.00", arrears="500.00")
+        loan.next_due_date, loan.next_due_amount = date(2025, 4, 14), Decimal("1800.00")
+        closed = _account(session, amina, "000000005", "loan", group_loan, "0", status="closed")
+        saving = _account(session, amina, "000000009", "savings", savings, "1828.03")
+        _transactions(session, loan, [("2025-03-03", "disbursement", "20000"), ("2025-03-17", "repayment", "1800")])
+        _transactions(session, loan, [("2025-03-31", "repayment", "1800"), ("2025-04-07", "repayment", "1800")])
+        _transactions(session, saving, [("2025-03-10", "deposit", "1528.03"), ("2025-03-20", "withdrawal", "200")])
+        _transactions(session, saving, [("2025-04-02", "deposit", "500")])
+        _transactions(session, closed, [("2025-04-08", "repayment", "11000")])
+    return {"amina": amina, "baraka": baraka}
+
+
+def _client(session: Any, office: Office, external_id: str, name: str) -> Client:
+    client = Client(external_id=external_id, name=name, office_id=office.id)
+    client.phones.append(ClientPhone(phone=SHARED_PHONE))
+    session.add(client)
+    session.flush()
+    return client
+
+
+def _account(
+    session: Any, client: Client, number: str, kind: str, product: LoanProduct, balance: str, **extra: Any
+) -> Account:
+    arrears = Decimal(extra.pop("arrears", "0"))
+    account = Account(
+        external_id=number,
+        client_id=client.id,
+        kind=kind,
+        product_id=product.id,
+        currency="KES",
+        balance=Decimal(balance),
+        arrears=arrears,
+        **extra,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def _transactions(session: Any, account: Account, rows: list[tuple[str, str, str]]) -> None:
+    for when, kind, amount in rows:
+        session.add(
+            Transaction(
+                external_id=f"{account.external_id}-{when}-{kind}",
+                account_id=account.id,
+                occurred_on=date.fromisoformat(when),
+                kind=kind,
+                amount=Decimal(amount),
+            )
+        )
+
+
+@pytest.fixture(params=["ledger", "fineract"])
+def core(request: pytest.FixtureRequest, reader: Any, people: dict[str, Client]) -> CoreBanking:
+    if request.param == "ledger":
+        return LedgerCoreBanking(reader, clock=lambda: FETCHED_AT)
+    return _fineract(request.getfixturevalue("fineract_server"))
+
+
+@pytest.fixture
+def reader(services: Services) -> Iterator[Any]:
+    """A session to read clients with (their phones load lazily, as in the conversation shell)."""
+    with services.session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def amina(reader: Any, people: dict[str, Client]) -> Client:
+    return reader.get_one(Client, people["amina"].id)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def baraka(reader: Any, people: dict[str, Client]) -> Client:
+    return reader.get_one(Client, people["baraka"].id)  # type: ignore[no-any-return]
+
+
+# --- the same behaviour from both systems -------------------------------------------------------------------------
+
+AMINA_BALANCES = [
+    AccountBalance(
+        kind="loan",
+        masked_number="••0007",
+        product_name="Group Loan 12w",
+        currency="KES",
+        balance=Decimal("8450.00"),
+        next_due_date=date(2025, 4, 14),
+        next_due_amount=Decimal("1800.00"),
+        arrears=Decimal("500.00"),
+        as_of=FETCHED_AT,
+    ),
+    AccountBalance(
+        kind="savings",
+        masked_number="••0009",
+        product_name="Voluntary Savings",
+        currency="KES",
+        balance=Decimal("1828.03"),
+        next_due_date=None,
+        next_due_amount=None,
+        arrears=Decimal("0"),
+        as_of=FETCHED_AT,
+    ),
+]
+
+
+def test_balances_list_open_loans_and_savings_with_due_dates_and_arrears(core: CoreBanking, amina: Client) -> None:
+    assert core.balances(amina) == AMINA_BALANCES
+
+
+def test_client_sharing_the_phone_without_accounts_gets_no_balances(core: CoreBanking, baraka: Client) -> None:
+    assert core.balances(baraka) == []
+
+
+def test_statement_is_the_last_five_transactions_newest_first(core: CoreBanking, amina: Client) -> None:
+    lines = core.statement(amina)
+
+    assert lines == [
+        StatementLine(date(2025, 4, 7), "repayment", Decimal("1800"), "KES", "••0007"),
+        StatementLine(date(2025, 4, 2), "deposit", Decimal("500"), "KES", "••0009"),
+        StatementLine(date(2025, 3, 31), "repayment", Decimal("1800"), "KES", "••0007"),
+        StatementLine(date(2025, 3, 20), "withdrawal", Decimal("200"), "KES", "••0009"),
+        StatementLine(date(2025, 3, 17), "repayment", Decimal("1800"), "KES", "••0007"),
+    ]
+
+
+def test_statement_honours_a_smaller_limit(core: CoreBanking, amina: Client) -> None:
+    lines = core.statement(amina, limit=2)
+
+    assert [(line.date, line.kind) for line in lines] == [
+        (date(2025, 4, 7), "repayment"),
+        (date(2025, 4, 2), "deposit"),
+    ]
+
+
+# --- Fineract failures --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["401", "404", "500", "badjson"])
+def test_fineract_errors_become_core_banking_unavailable(
+    fineract_server: FakeFineract, amina: Client, mode: str
+) -> None:
+    fineract_server.mode = mode
+
+    with pytest.raises(CoreBankingUnavailable):
+        _fineract(fineract_server).balances(amina)
+
+
+def test_wrong_fineract_password_is_unavailable_not_a_crash(fineract_server: FakeFineract, amina: Client) -> None:
+    with pytest.raises(CoreBankingUnavailable, match="401"):
+        _fineract(fineract_server, password="wrong").statement(amina)
+
+
+def test_slow_fineract_gives_up_within_the_budget(fineract_server: FakeFineract, amina: Client) -> None:
+    fineract_server.mode = "slow"
+
+    with pytest.raises(CoreBankingUnavailable, match="in time"):
+        _fineract(fineract_server, timeout=0.2).balances(amina)
+
+
+def test_phone_unknown_to_fineract_is_unavailable(fineract_server: FakeFineract, amina: Client) -> None:
+    amina.phones[0].phone = "+254799999999"
+
+    with pytest.raises(CoreBankingUnavailable):
+        _fineract(fineract_server).balances(amina)
+
+
+# --- the balance cache --------------------------------------------------------------------------------------------
+
+
+def test_cached_balances_spare_a_second_call(fineract_server: FakeFineract, services: Services, amina: Client) -> None:
+    cached = CachedCoreBanking(_fineract(fineract_server), services.redis, ttl=60)
+    cached.balances(amina)
+    calls = len(fineract_server.requests)
+
+    assert cached.balances(amina) == AMINA_BALANCES
+    assert len(fineract_server.requests) == calls
+
+
+def test_last_known_balances_are_served_marked_stale_when_fineract_is_down(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    cached = CachedCoreBanking(_fineract(fineract_server), services.redis, ttl=60)
+    cached.balances(amina)
+    cached.forget(amina)  # the short cache has expired
+    fineract_server.mode = "500"
+
+    served = cached.balances(amina)
+
+    assert served == [replace(balance, stale=True) for balance in AMINA_BALANCES]
+    assert {balance.as_of for balance in served} == {FETCHED_AT}
+
+
+def test_unavailable_without_any_cached_copy_is_reported(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    fineract_server.mode = "500"
+    cached = CachedCoreBanking(_fineract(fineract_server), services.redis, ttl=60)
+
+    with pytest.raises(CoreBankingUnavailable):
+        cached.balances(amina)
+
+
+def test_build_core_banking_follows_settings(services: Services, fineract_server: FakeFineract) -> None:
+    host, port = fineract_server.server_address[:2]
+    fineract_settings = replace(
+        services.settings, core_banking="fineract", fineract_url=f"http://{host}:{port}{API_ROOT}"
+    )
+    with services.session_factory() as session:
+        assert isinstance(build_core_banking(services, session), LedgerCoreBanking)
+        built = build_core_banking(replace(services, settings=fineract_settings), session)
+
+    assert isinstance(built, CachedCoreBanking)
+    assert isinstance(built.inner, FineractCoreBanking)
+    assert built.ttl == fineract_settings.balance_cache_seconds
+
+
+def test_cache_survives_a_corrupt_entry(services: Services, fineract_server: FakeFineract, amina: Client) -> None:
+    services.redis.set(f"corebanking:balances:{amina.id}", json.dumps([{"kind": "loan"}]))
+    cached = CachedCoreBanking(_fineract(fineract_server), services.redis, ttl=60)
+
+    assert cached.balances(amina) == AMINA_BALANCES
