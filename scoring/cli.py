@@ -128,3 +128,7 @@ def result_document(result: ScoreResult, settings: tuple[str, Bands | None] | No
 
 
 scorecards = make_scorecards_group()
+
+
+if __name__ == "__main__":
+    scorecards()
