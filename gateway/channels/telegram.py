@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -49,6 +50,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 MAX_CALLBACK_DATA_BYTES = 64  # Bot API limit; PTB does not check it
 SENDER_PREFIX = "tg:"
+CHAT_ID = re.compile(r"(?:tg:)?(-?\d+)")
 
 T = TypeVar("T")
 
@@ -183,11 +185,11 @@ def _own_contact_phone(message: telegram.Message) -> str | None:
 
 
 def _chat_id(recipient: str) -> int:
-    raw = recipient.removeprefix(SENDER_PREFIX)
-    try:
-        return int(raw)
-    except ValueError:
-        raise SendError("telegram: recipient is not a Telegram chat id", retryable=False) from None
+    """`tg:<chat id>` (or a bare chat id) to the numeric id; a phone number is not a chat."""
+    match = CHAT_ID.fullmatch(recipient)
+    if match is None:
+        raise SendError("telegram: recipient is not a Telegram chat id", retryable=False)
+    return int(match.group(1))
 
 
 def _button(choice: Choice) -> telegram.InlineKeyboardButton:
@@ -199,7 +201,7 @@ def _button(choice: Choice) -> telegram.InlineKeyboardButton:
 def _send_error(exc: tg_error.TelegramError) -> SendError:
     """Flood control and network trouble pass; a bad request, a blocked bot or a bad token do not."""
     if isinstance(exc, tg_error.RetryAfter):
-        return SendError(f"telegram: rate limited, retry after {exc.retry_after}", retryable=True)
+        return SendError(f"telegram: rate limited: {exc.message}", retryable=True)
     if isinstance(exc, tg_error.BadRequest):  # a NetworkError subclass, so test it first
         return SendError(f"telegram: bad request: {exc.message}", retryable=False)
     if isinstance(exc, tg_error.NetworkError):  # includes TimedOut and 5xx answers

@@ -88,7 +88,9 @@ class TwilioSMS:
         self._status_callback_url = status_callback_url
         self._client: Client | None = None
         if account_sid and auth_token and from_number:
-            self._client = Client(account_sid, auth_token, http_client=http_client or TwilioHttpClient(timeout_seconds))
+            self._client = Client(
+                account_sid, auth_token, http_client=http_client or TwilioHttpClient(timeout=timeout_seconds)
+            )
 
     def verify(self, request: WebhookRequest) -> None:
         if not self._auth_token:

@@ -42,7 +42,9 @@ INBOUND_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("fixture", "text", "message_id"), [r[1:] for r in INBOUND_TABLE], ids=[r[0] for r in INBOUND_TABLE])
+@pytest.mark.parametrize(
+    ("fixture", "text", "message_id"), [r[1:] for r in INBOUND_TABLE], ids=[r[0] for r in INBOUND_TABLE]
+)
 def test_parse_inbound_sms(fixture: str, text: str, message_id: str) -> None:
     [inbound] = AfricasTalkingSMS().parse(form_request(fixture_form(fixture)))
 
@@ -70,7 +72,9 @@ DELIVERY_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("fixture", "state", "reason"), [r[1:] for r in DELIVERY_TABLE], ids=[r[0] for r in DELIVERY_TABLE])
+@pytest.mark.parametrize(
+    ("fixture", "state", "reason"), [r[1:] for r in DELIVERY_TABLE], ids=[r[0] for r in DELIVERY_TABLE]
+)
 def test_parse_delivery_report(fixture: str, state: DeliveryState, reason: str | None) -> None:
     [update] = AfricasTalkingSMS().parse_status(form_request(fixture_form(fixture)))
 
@@ -101,7 +105,9 @@ def test_respond_is_an_empty_acknowledgement() -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "accepted"), [({"token": "t0k"}, True), ({"token": "nope"}, False), ({}, False)], ids=["right", "wrong", "missing"]
+    ("query", "accepted"),
+    [({"token": "t0k"}, True), ({"token": "nope"}, False), ({}, False)],
+    ids=["right", "wrong", "missing"],
 )
 def test_verify_checks_the_callback_token(query: dict[str, str], accepted: bool) -> None:
     channel = AfricasTalkingSMS(webhook_token="t0k")
@@ -150,8 +156,22 @@ SEND_FAILURE_TABLE = [
     ("bad credentials", 401, "The supplied authentication is invalid", "text/plain", False, "authentication"),
     ("invalid number", 201, fixture_text("at_sms_send_invalid_number.json"), "application/json", False, "InvalidPhone"),
     ("out of credit", 201, fixture_text("at_sms_send_insufficient_balance.json"), "application/json", True, "Balance"),
-    ("no recipient accepted", 201, fixture_text("at_sms_send_no_recipients.json"), "application/json", False, "SenderId"),
-    ("json without json content type", 201, fixture_text("at_sms_send_invalid_number.json"), "text/plain", False, "Invalid"),
+    (
+        "no recipient accepted",
+        201,
+        fixture_text("at_sms_send_no_recipients.json"),
+        "application/json",
+        False,
+        "SenderId",
+    ),
+    (
+        "json without json content type",
+        201,
+        fixture_text("at_sms_send_invalid_number.json"),
+        "text/plain",
+        False,
+        "Invalid",
+    ),
     ("html 2xx body", 200, "<html>oops</html>", "text/html", False, "unreadable"),
 ]
 

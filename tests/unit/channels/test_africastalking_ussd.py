@@ -51,7 +51,11 @@ RESPOND_TABLE = [
     ("question continues", [Reply("Je, una redio?\n1. Ndiyo\n2. Hapana")], "CON Je, una redio?\n1. Ndiyo\n2. Hapana"),
     ("final reply ends", [Reply("Asante!", final=True)], "END Asante!"),
     ("several replies share one screen", [Reply("Umechagua 1."), Reply("Swali 2?")], "CON Umechagua 1.\nSwali 2?"),
-    ("last reply decides the keyword", [Reply("Imehifadhiwa."), Reply("Kwaheri", final=True)], "END Imehifadhiwa.\nKwaheri"),
+    (
+        "last reply decides the keyword",
+        [Reply("Imehifadhiwa."), Reply("Kwaheri", final=True)],
+        "END Imehifadhiwa.\nKwaheri",
+    ),
     ("no reply ends the session", [], "END "),
     ("choices are not rendered twice", [Reply("Chagua:\n1. A", choices=(Choice("1", "A"),))], "CON Chagua:\n1. A"),
     ("babel spaces made gsm7", [Reply("Salio: Ksh\u00a01,500.00", final=True)], "END Salio: Ksh 1,500.00"),
