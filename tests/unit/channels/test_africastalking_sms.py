@@ -132,7 +132,7 @@ def test_send_retries_through_500_and_429_then_succeeds(fake_provider: FakeProvi
     fake_provider.then(201, fixture_text("at_sms_send_accepted.json"))
     channel = loopback_channel(fake_provider)
 
-    outcomes = []
+    outcomes: list[object] = []
     for _ in range(3):
         try:
             outcomes.append(channel.send(OUTBOUND))
