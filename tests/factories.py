@@ -10,10 +10,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, ClientPhone, Office, Staff
+
+if TYPE_CHECKING:
+    from surveys.service import PpiConfig
 
 _sequence = itertools.count(1)
 
@@ -113,7 +117,7 @@ def configure_ppi(
     bands: str | None = None,
     show_band_to_client: bool = False,
     now: datetime = NOW,
-) -> object:
+) -> PpiConfig:
     """Save the MFI's PPI settings through `surveys.service.configure` (the same checks as the CLI).
 
     Returns the `surveys.service.PpiConfig`. Bands use the CLI syntax: "0-24:Very poor,25-49:Poor,50-100:Better off".
