@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from surveys.models import PpiSettings, SurveyAnswer, SurveyLineResult, SurveyRe
 
 STATUSES = ("active", "inactive")
 MODES = ("self", "officer")
+EARLIEST_TIMEZONE = dt_timezone(timedelta(hours=14))  # Kiribati, UTC+14: the first place a new day starts
 Mode = Literal["self", "officer"]
 
 
@@ -193,7 +195,8 @@ def create_survey(
 
     Uses the configured scorecard unless `scorecard_id` is given (PPI must then be configured and active). A repeated
     `submission_key` returns the survey saved the first time. `timezone` is the MFI's (settings.timezone): the date
-    collected may not be after today there; without it, today is taken in `now`'s own timezone.
+    collected may not be after today there. Without it the check only refuses dates that are in the future
+    everywhere (pass it whenever you have settings).
     """
     if submission_key is not None:
         existing = _by_submission_key(session, submission_key)
@@ -415,9 +418,17 @@ def _require_mode(mode: str) -> None:
 
 
 def _require_not_future(date_collected: date, now: datetime, timezone: str | tzinfo | None) -> None:
-    zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
-    today = now.astimezone(zone).date() if zone else now.date()
+    today = _latest_today(now, timezone)
     if date_collected > today:
         raise SurveyError(
             f"date collected {date_collected.isoformat()} is in the future (today is {today.isoformat()})"
         )
+
+
+def _latest_today(now: datetime, timezone: str | tzinfo | None) -> date:
+    """Today in the MFI's timezone; without one, the latest date anywhere on Earth (so a caller's local today in any
+    timezone is never refused, while a date beyond it always is)."""
+    zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
+    if zone is not None:
+        return now.astimezone(zone).date()
+    return now.astimezone(EARLIEST_TIMEZONE).date()

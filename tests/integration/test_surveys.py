@@ -172,6 +172,16 @@ def test_today_in_the_mfi_timezone_is_accepted_even_when_utc_is_still_yesterday(
         record(session, client, BETTER_OFF, on=date(2024, 6, 15), now=just_after_midnight_in_nairobi, timezone="UTC")
 
 
+def test_without_a_timezone_only_dates_in_the_future_everywhere_are_refused(session):
+    configure_ppi(session)
+    client = make_client(session)
+    late_evening_utc = datetime(2024, 6, 14, 21, 30, tzinfo=UTC)  # already 15 June in Nairobi
+
+    assert record(session, client, BETTER_OFF, on=date(2024, 6, 15), now=late_evening_utc).id
+    with pytest.raises(SurveyError, match="2024-06-16 is in the future"):
+        record(session, client, BETTER_OFF, on=date(2024, 6, 16), now=late_evening_utc)
+
+
 def test_only_clients_can_be_surveyed(session):
     configure_ppi(session)
     office = make_office(session)
