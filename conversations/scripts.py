@@ -2,7 +2,8 @@
 
 The engine must not depend on the scoring package (it is pure and tested alone), so the scorecard is read by
 duck typing: anything with `.id` and `.questions`, each question with `.number`, `.text` and `.answers`, each
-answer with `.text`. Published order is kept: option position n (1-based) is the scorecard's n-th answer.
+answer with `.text` (scoring.scorecard.Answer) or `.label`. Published order is kept: option position n (1-based)
+is the scorecard's n-th answer.
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ def survey_script(scorecard_like: Any) -> SurveyScript:
 def _script_question(question: Any) -> ScriptQuestion:
     return ScriptQuestion(
         text=" ".join(str(question.text).split()),
-        options=tuple(option_label(str(answer.text)) for answer in question.answers),
+        options=tuple(option_label(_answer_text(answer)) for answer in question.answers),
     )
+
+
+def _answer_text(answer: Any) -> str:
+    text = getattr(answer, "text", None)
+    return str(text if text is not None else answer.label)
 
 
 def option_label(label: str) -> str:
