@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
 from bootstrap import Services
+from conversations.dialogue import Start, UserInput
 from conversations.keywords import parse_keyword
 from gateway.messages import Inbound, Reply
 from locales import SUPPORTED, Translate, gettext_for, normalise_locale
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from conversations.service import Caller
 
 PENDING_TTL_SECONDS = 15 * 60
+OFFICER_MENU_SURVEY_KEY = "1"  # "1 Survey for a client" in conversations/officer.py
 
 
 def keyword_replies(
@@ -56,6 +58,15 @@ def keyword_replies(
     if keyword.name == "ppi" and caller.role == "officer":
         return _officer_form(services, session, caller, keyword.args, translate)
     return None
+
+
+def officer_shortcut(inbound: Inbound, caller: Caller) -> list[Any] | None:
+    """`PPI <client-id>` from an officer: walk the officer menu to "1 Survey for a client" and enter the id, so the
+    question-by-question survey by SMS is the same dialogue as on USSD."""
+    keyword = parse_keyword(inbound.text)
+    if caller.role != "officer" or keyword is None or keyword.name != "ppi" or len(keyword.args) != 1:
+        return None
+    return [Start(), UserInput(OFFICER_MENU_SURVEY_KEY), UserInput(keyword.args[0])]
 
 
 def _clients(session: Session, caller: Caller) -> list[Client]:

@@ -75,6 +75,8 @@ def gettext_for(locale: str | None) -> Translate:
             params.setdefault("n", count)
         else:
             text = translations.gettext(msgid)
+            if n is not None:
+                params.setdefault("n", n)  # a singular message may still say %(n)d
         return text % params if params else text
 
     return translate

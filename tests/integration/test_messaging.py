@@ -1,0 +1,211 @@
+"""SMS and Telegram through the real webhooks: the same dialogue as USSD, replies through the outbox, keywords,
+the officer's one-shot SMS form, provider authentication and de-duplication."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from accounts.models import Client
+from conversations.models import ConversationDraft
+from gateway.models import OutboxMessage
+from settings import Settings
+from surveys.models import SurveyResponse
+from tests.factories import configure_ppi, make_client, make_staff
+
+CLIENT_PHONE = "+254700000002"
+OFFICER_PHONE = "+254711000001"
+BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def people(services):
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS, show_band_to_client=True)
+        client = make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[CLIENT_PHONE], language="en")
+        make_staff(session, external_id="S001", phone=OFFICER_PHONE)
+        return client.id
+
+
+def at_sms(client, sender: str, text: str, *, message_id: str | None = None, token: str | None = None):
+    query = f"?token={token}" if token else ""
+    return client.post(
+        "/webhooks/africastalking/sms" + query,
+        data={
+            "from": sender,
+            "to": "22384",
+            "text": text,
+            "id": message_id or f"ATXid_{next(_ids)}",
+            "date": "2026-11-23 09:31:07",
+            "linkId": "x",
+        },
+    )
+
+
+def outbox_texts(services, recipient: str) -> list[str]:
+    with services.transaction() as session:
+        rows = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.recipient == recipient).order_by(OutboxMessage.id)
+        )
+        return [row.text for row in rows]
+
+
+def test_an_sms_opens_the_menu_and_the_reply_goes_out_through_the_outbox(client, services, people, run_jobs):
+    assert at_sms(client, CLIENT_PHONE, "Hi").status_code == 200
+    run_jobs()
+    texts = outbox_texts(services, CLIENT_PHONE)
+    assert len(texts) == 1 and "1" in texts[0] and "PPI" in texts[0]
+    with services.transaction() as session:
+        row = session.scalars(select(OutboxMessage)).one()
+        assert row.channel == "console"  # Africa's Talking is not configured: nothing leaves the machine
+        assert row.status == "sent" and row.segments >= 1
+
+
+def test_a_survey_started_on_ussd_continues_by_sms(client, services, people, run_jobs):
+    for text in ("", "1", "1*2"):
+        client.post(
+            "/webhooks/africastalking/ussd",
+            data={
+                "sessionId": "S1",
+                "serviceCode": "*384#",
+                "phoneNumber": CLIENT_PHONE,
+                "networkCode": "1",
+                "text": text,
+            },
+        )
+    at_sms(client, CLIENT_PHONE, "menu")
+    at_sms(client, CLIENT_PHONE, "1")  # PPI survey: the draft is offered
+    run_jobs()
+    assert "Continue" in outbox_texts(services, CLIENT_PHONE)[-1]
+    at_sms(client, CLIENT_PHONE, "1")
+    run_jobs()
+    assert outbox_texts(services, CLIENT_PHONE)[-1].startswith("2/10")
+    with services.transaction() as session:
+        assert session.scalars(select(ConversationDraft)).one().answers == {"0": 2}
+
+
+def test_a_retried_provider_message_is_processed_once(client, services, people, run_jobs):
+    at_sms(client, CLIENT_PHONE, "Hi", message_id="ATXid_same")
+    at_sms(client, CLIENT_PHONE, "Hi", message_id="ATXid_same")
+    run_jobs()
+    assert len(outbox_texts(services, CLIENT_PHONE)) == 1
+
+
+def test_stop_and_start_set_the_message_opt_out_only(client, services, people, run_jobs):
+    at_sms(client, CLIENT_PHONE, "STOP")
+    with services.transaction() as session:
+        assert session.get(Client, people).message_opt_out is True
+    at_sms(client, CLIENT_PHONE, "anza")  # Swahili START
+    with services.transaction() as session:
+        assert session.get(Client, people).message_opt_out is False
+
+
+def test_lang_keyword_changes_the_clients_language(client, services, people):
+    at_sms(client, CLIENT_PHONE, "LANG sw")
+    with services.transaction() as session:
+        assert session.get(Client, people).language == "sw"
+
+
+def test_officer_one_shot_form_names_each_wrong_answer(client, services, people, run_jobs):
+    at_sms(client, OFFICER_PHONE, "PPI C0002 1 99 1 1 1 1 1 1 1 1")
+    run_jobs()
+    reply = outbox_texts(services, OFFICER_PHONE)[-1]
+    assert "Q2" in reply and "1-" in reply
+    with services.transaction() as session:
+        assert session.scalars(select(SurveyResponse)).all() == []
+
+
+def test_officer_one_shot_form_shows_score_and_band_then_saves_on_yes(client, services, people, run_jobs):
+    at_sms(client, OFFICER_PHONE, "PPI C0002 1 1 1 1 1 1 1 1 1 1")
+    run_jobs()
+    preview = outbox_texts(services, OFFICER_PHONE)[-1]
+    assert "YES" in preview and "score" in preview
+    at_sms(client, OFFICER_PHONE, "yes")
+    run_jobs()
+    with services.transaction() as session:
+        survey = session.scalars(select(SurveyResponse)).one()
+        assert survey.mode == "officer" and survey.channel == "at-sms"
+        assert str(survey.headline_score) in preview
+
+
+def test_officer_sms_ppi_with_a_client_id_starts_the_question_by_question_survey(client, services, people, run_jobs):
+    at_sms(client, OFFICER_PHONE, "PPI C0002")
+    run_jobs()
+    assert "C0002" in outbox_texts(services, OFFICER_PHONE)[-1]
+
+
+def test_at_webhooks_need_the_token_when_one_is_configured(database_url):
+    from app import create_app
+
+    app = create_app(Settings(app_env="test", database_url=database_url, at_webhook_token="s3cret"))
+    http = app.test_client()
+    assert at_sms(http, CLIENT_PHONE, "Hi", token="wrong").status_code == 403
+    ussd = http.post(
+        "/webhooks/africastalking/ussd",
+        data={"sessionId": "x", "serviceCode": "*1#", "phoneNumber": CLIENT_PHONE, "text": ""},
+    )
+    assert ussd.status_code == 403
+
+
+def test_twilio_signature_is_checked_with_twilios_validator(database_url, services, people):
+    from app import create_app
+
+    settings = Settings(
+        app_env="test",
+        database_url=database_url,
+        twilio_account_sid="AC1",
+        twilio_auth_token="tok",
+        twilio_public_url="https://ic.example.org",
+    )
+    http = create_app(settings).test_client()
+    form = {"MessageSid": "SM1", "From": CLIENT_PHONE, "To": "+15005550006", "Body": "Hi", "AccountSid": "AC1"}
+    url = "https://ic.example.org/webhooks/twilio/sms"
+    good = RequestValidator("tok").compute_signature(url, form)
+    assert http.post("/webhooks/twilio/sms", data=form, headers={"X-Twilio-Signature": "bad"}).status_code == 403
+    response = http.post("/webhooks/twilio/sms", data=form, headers={"X-Twilio-Signature": good})
+    assert response.status_code == 200 and "<Response" in response.get_data(as_text=True)
+
+
+def _telegram_update(update_id: int, chat_id: int, **message):
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1700000000,
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": chat_id, "is_bot": False, "first_name": "J"},
+            **message,
+        },
+    }
+
+
+def test_telegram_links_a_chat_by_shared_contact_then_serves_the_menu(database_url, services, people):
+    from app import create_app
+
+    app = create_app(Settings(app_env="test", database_url=database_url, telegram_webhook_secret="tg-secret"))
+    http = app.test_client()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "tg-secret"}
+    assert (
+        http.post(
+            "/webhooks/telegram",
+            json=_telegram_update(1, 42, text="/start"),
+            headers={"X-Telegram-Bot-Api-Secret-Token": "nope"},
+        ).status_code
+        == 403
+    )
+    http.post("/webhooks/telegram", json=_telegram_update(2, 42, text="/start"), headers=headers)
+    first = outbox_texts(services, "tg:42")
+    assert first and "phone" in first[-1].lower()
+    contact = {"phone_number": CLIENT_PHONE.lstrip("+"), "first_name": "J", "user_id": 42}
+    http.post("/webhooks/telegram", json=_telegram_update(3, 42, contact=contact), headers=headers)
+    menu = outbox_texts(services, "tg:42")[-1]
+    assert "PPI" in menu
+    with services.transaction() as session:
+        row = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+        assert row.choices  # options become buttons
+    assert json.dumps(row.choices)
