@@ -113,14 +113,17 @@ class Cells:
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     def language(self, column: str) -> str | None:
-        value = self.text(column, max_length=8)
+        value = self.text(column, max_length=32)
         if value is None:
             return None
         try:
-            return str(Locale.parse(value.replace("-", "_")))
+            code = str(Locale.parse(value.replace("-", "_")))
         except (ValueError, UnknownLocaleError):
+            code = ""
+        if not code or len(code) > 8:  # the column holds 8 characters (en, sw, en_KE)
             self.error(column, "is not a language code (e.g. sw, en, fr)")
             return None
+        return code
 
     def country(self, column: str) -> str | None:
         value = self.text(column, max_length=2)

@@ -104,9 +104,10 @@ def validate_all(kind: str, rows: Sequence[RawRow], context: Context) -> tuple[l
     records: list[Record] = []
     errors: list[RowError] = []
     for raw in rows:
+        if raw.width_problem:  # the cells are misaligned: their own errors would only be noise
+            errors.append(RowError(raw.number, None, raw.width_problem))
+            continue
         cells = Cells(raw.number, raw.cells)
-        if raw.width_problem:
-            cells.error(None, raw.width_problem)
         external_id = cells.identifier("external_id", required=True)
         _check_duplicate(cells, external_id, seen)
         record = rule(cells, external_id or "", context, seen)
