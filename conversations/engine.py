@@ -57,11 +57,14 @@ def advance(state: State | None, event: Event, context: Context, translate: Tran
             return _finish(node.on_result(state, event, context, _), context, _)
         # The result of a fire-and-forget effect: show the same screen again (now in the current language).
         return _show(state, context, _)
-    if node.on_result is not None:
-        # The user typed while we waited for the shell: go back to where that effect was asked for.
-        return _show(goto(state, node.fallback or home_node(state, context)), context, _)
     if not isinstance(event, UserInput):
         return _show(state, context, _)
+    if node.on_result is not None:
+        # The user typed while we waited for the shell: read it as typed where that effect was asked for.
+        fallback = NODES.get(node.fallback or home_node(state, context))
+        if fallback is None or fallback.on_result is not None:
+            return _finish(menus.begin(context, _), context, _)
+        state, node = goto(state, fallback.name), fallback
     return _handle_input(state, node, event.text, context, _)
 
 

@@ -47,7 +47,8 @@ def draft_answers(draft: Mapping[str, Any] | None, survey: SurveyScript) -> tupl
     """Answers by question index from a draft, keeping only those that are valid for this survey."""
     answers: list[int | None] = [None] * len(survey.questions)
     stored = draft.get("answers") if isinstance(draft, Mapping) else None
-    if not isinstance(stored, Mapping):
+    drafted_for = draft.get("scorecard_id") if isinstance(draft, Mapping) else None
+    if not isinstance(stored, Mapping) or (isinstance(drafted_for, str) and drafted_for != survey.scorecard_id):
         return tuple(answers)
     for key, position in stored.items():
         index = int(key) if isinstance(key, int | str) and str(key).isdecimal() else -1

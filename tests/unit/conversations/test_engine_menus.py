@@ -163,3 +163,11 @@ def test_unexpected_result_kind_does_not_crash() -> None:
     session.type("2", "4826")
     step = session.send(EffectResult("something_else", {"weird": object()}))
     assert "not available" in step.replies[0].text
+
+
+def test_double_zero_while_waiting_for_an_effect_goes_home() -> None:
+    session = Session(client_context())
+    session.start()
+    session.type("2", "4826")
+    step = session.type("00")
+    assert "1 PPI survey" in step.replies[0].text

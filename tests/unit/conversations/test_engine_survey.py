@@ -220,3 +220,8 @@ def test_officer_resumes_a_draft_found_with_the_client() -> None:
     assert session.screen.startswith("2/3")
     assert effect_kinds(session.steps[-1]) == []
     assert SMALL.scorecard_id == "small_1"
+
+
+def test_draft_from_an_older_scorecard_is_not_offered() -> None:
+    session = _in_survey(draft={"answers": {"0": 1}, "scorecard_id": "small_0", "started_at": "3 May"})
+    assert session.screen.startswith("1/3")
