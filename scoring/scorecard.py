@@ -66,7 +66,7 @@ class Scorecard:
     lines: tuple[PovertyLine, ...]
     country: str = ""
     year: int | None = None
-    _packed: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
+    _packed: tuple[dict[int, int], ...] = field(init=False, repr=False, compare=False)
     _answer_counts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _width: int = field(init=False, repr=False, compare=False)
     _lookups: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
@@ -75,7 +75,10 @@ class Scorecard:
 
     def __post_init__(self) -> None:
         width = len(self.lines) if self.family == "per-line" else max(1, len(self.lines))
-        packed = tuple((0, *(pack(self.family, a.points, width) for a in q.answers)) for q in self.questions)
+        packed = tuple(
+            {position: pack(self.family, a.points, width) for position, a in enumerate(q.answers, start=1)}
+            for q in self.questions
+        )
         object.__setattr__(self, "_width", width)
         object.__setattr__(self, "_packed", packed)
         object.__setattr__(self, "_answer_counts", tuple(len(q.answers) for q in self.questions))
@@ -125,22 +128,24 @@ class ScoreResult:
 
 
 def score_fast(card: Scorecard, answers: Sequence[int]) -> tuple[bytes, tuple[float, ...]]:
-    """The scoring core: (score per packed line, likelihood per poverty line). Used by `score` and batch jobs."""
-    try:
-        valid = len(answers) == len(card._packed) and all(map(_in_range, answers, card._answer_counts))
-    except TypeError:
-        valid = False
-    if not valid:
-        raise InvalidAnswers(answer_problems(card, answers))
+    """The scoring core: (score per packed line, likelihood per poverty line). Used by `score` and batch jobs.
+
+    Each question's packed points sit in a dict keyed by answer position, so the lookup itself rejects
+    positions out of range; `set(map(type, ...))` rejects non-integers (bool, float, str) in C.
+    """
     if not card.questions:
         raise ScoringError(f"{card.id} has no points and cannot score")
-    total = sum(map(getitem, card._packed, answers))
+    try:
+        if len(answers) != len(card._packed) or set(map(type, answers)) != _INT_ONLY:
+            raise KeyError
+        total = sum(map(getitem, card._packed, answers))
+    except (KeyError, TypeError):
+        raise InvalidAnswers(answer_problems(card, answers)) from None
     scores = total.to_bytes(card._width, "little").translate(_CAP_AT_MAX)
     return scores, tuple(map(getitem, card._lookups, scores))
 
 
-def _in_range(answer: int, count: int) -> bool:
-    return type(answer) is int and 0 < answer <= count
+_INT_ONLY = {int}
 
 
 def score(card: Scorecard, answers: Sequence[int]) -> ScoreResult:

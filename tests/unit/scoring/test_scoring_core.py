@@ -80,6 +80,7 @@ def test_classic_without_likelihoods_still_gives_the_total() -> None:
         ([1, 1, 1], [(3, None, "Q3: no such question (TST-2024 has 2)")]),
         (["1", 1], [(1, 2, "Q1: reply 1-2 (got '1')")]),
         ([-1, 1], [(1, 2, "Q1: reply 1-2 (got -1)")]),
+        ([True, 1.0], [(1, 2, "Q1: reply 1-2 (got True)"), (2, 3, "Q2: reply 1-3 (got 1.0)")]),
     ],
 )
 def test_invalid_answers_name_question_and_allowed_range(answers: list, expected: list) -> None:
