@@ -131,7 +131,7 @@ def activate(session: Session, client_id: int, code: str, *, now: datetime) -> b
         .limit(1)
         .with_for_update()
     ).first()
-    if latest is None or _aware(latest.expires_at) <= now:
+    if latest is None or as_utc(latest.expires_at) <= now:
         return False
     if not secret_matches(latest.code_hash, code.strip()):
         latest.failed_attempts = (latest.failed_attempts or 0) + 1
@@ -149,12 +149,12 @@ def expiry_of_latest_code(session: Session, client_id: int) -> datetime | None:
     latest = session.scalars(
         select(ActivationCode).where(ActivationCode.client_id == client_id).order_by(ActivationCode.id.desc())
     ).first()
-    return _aware(latest.expires_at) if latest else None
+    return as_utc(latest.expires_at) if latest else None
 
 
 def _open_codes(session: Session, client_id: int, now: datetime) -> list[ActivationCode]:
     query = select(ActivationCode).where(ActivationCode.client_id == client_id, ActivationCode.used_at.is_(None))
-    return [code for code in session.scalars(query) if _aware(code.expires_at) > now]
+    return [code for code in session.scalars(query) if as_utc(code.expires_at) > now]
 
 
 # --- PINs -----------------------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def _wrong_pin(session: Session, client: Client, now: datetime, settings: Settin
 def _minutes_locked(client: Client, now: datetime) -> int:
     if client.pin_locked_until is None:
         return 0
-    remaining = (_aware(client.pin_locked_until) - now).total_seconds()
+    remaining = (as_utc(client.pin_locked_until) - now).total_seconds()
     return math.ceil(remaining / 60) if remaining > 0 else 0
 
 
@@ -259,6 +259,6 @@ def _audit(session: Session, client_id: int, action: str, actor: str, now: datet
     session.add(PinAudit(client_id=client_id, action=action, actor=actor, at=now))
 
 
-def _aware(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
