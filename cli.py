@@ -10,7 +10,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy.exc import OperationalError
 
 import migrate
@@ -31,6 +31,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade", help="Create or upgrade the schema to the latest revision.")
 @click.argument("revision", default="head")
+@with_appcontext
 def db_upgrade(revision: str) -> None:
     migrate.upgrade(services().settings, revision)
     click.echo(f"database upgraded to {revision}")
@@ -38,6 +39,7 @@ def db_upgrade(revision: str) -> None:
 
 @db_group.command("downgrade", help="Downgrade the schema to REVISION.")
 @click.argument("revision")
+@with_appcontext
 def db_downgrade(revision: str) -> None:
     migrate.downgrade(services().settings, revision)
     click.echo(f"database downgraded to {revision}")
@@ -51,7 +53,8 @@ def _command_groups() -> list[click.Command]:
     from importer.cli import import_command
     from scoring.cli import make_scorecards_group
     from simulator.cli import demo_command, simulate_group
-    from surveys.cli import headline_settings, ppi_group
+    from surveys.cli import headline_settings, ppi_group, surveys_group
+    from worker import worker_command
 
     return [
         db_group,
@@ -59,11 +62,13 @@ def _command_groups() -> list[click.Command]:
         demo_command,
         make_scorecards_group(headline_settings),
         ppi_group,
+        surveys_group,
         clients_group,
         consent_group,
         apikeys_group,
         feed_group,
         simulate_group,
+        worker_command,
     ]
 
 

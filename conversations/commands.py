@@ -166,6 +166,7 @@ def _confirm_officer_form(
         officer_id=caller.staff_id,
         now=now,
         submission_key=f"sms:{inbound.provider_message_id}" if inbound.provider_message_id else None,
+        timezone=services.settings.timezone,
     )
     return [
         Reply(translate("Saved: score %(score)s, %(band)s.", score=response.headline_score, band=response.band or "-"))

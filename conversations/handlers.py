@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from accounts import pins
 from accounts import service as accounts
+from accounts.limiter import build_limiter
 from accounts.models import ChatLink, Client, Office, Staff
 from bootstrap import Services
 from conversations import effects as fx
@@ -37,23 +37,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHANNEL_KIND = {"at-ussd": "ussd", "at-sms": "sms", "twilio-sms": "sms", "console": "sms", "telegram": "telegram"}
-_staging_hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 PIN_STAGE_SECONDS = 300
 
 
 # --- who is calling -------------------------------------------------------------------------------------------
 
 
-def identify(session: Session, inbound: Inbound, now: datetime) -> Caller:
+def identify(session: Session, inbound: Inbound, now: datetime, default_region: str) -> Caller:
     from conversations.service import Caller
 
     phone = _phone_of(session, inbound, now)
     if phone is None:
         return Caller(phone=None, role="unknown")
-    staff = accounts.staff_on_phone(session, phone)
+    staff = accounts.staff_on_phone(session, phone, default_region=default_region)
     if staff is not None:
         return Caller(phone=phone, role="officer", staff_id=staff.id)
-    clients = accounts.clients_on_phone(session, phone)
+    clients = accounts.clients_on_phone(session, phone, default_region=default_region)
     if clients:
         return Caller(phone=phone, role="client", client_ids=tuple(client.id for client in clients))
     return Caller(phone=phone, role="unknown")
@@ -247,6 +246,7 @@ def _submit_survey(runner: _EffectRunner, effect: Any) -> EffectResult:
             officer_id=runner.caller.staff_id if effect.mode == "officer" else None,
             now=runner.now,
             scorecard_id=effect.scorecard_id or None,
+            timezone=runner.services.settings.timezone,
         )
     except surveys.SurveyError as exc:
         logger.warning("survey not saved: %s", exc)
@@ -276,7 +276,7 @@ def _find_client(runner: _EffectRunner, effect: Any) -> EffectResult:
 def _verify_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
     check = accounts.verify_pin(
         runner.session,
-        runner.services.redis,
+        build_limiter(runner.services),
         effect.client_id,
         effect.pin,
         phone=runner.caller.phone or "",
@@ -301,19 +301,16 @@ def _stage_key(client_id: int) -> str:
 
 def _stage_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
     """Check the new PIN and keep only a short-lived hash until it is confirmed: never the PIN itself."""
-    reason = accounts.weak_pin_reason(effect.pin, phone=runner.caller.phone or "")
+    reason = pins.weak_pin_reason(effect.pin, phone=runner.caller.phone or "")
     if reason is not None:
         return EffectResult("pin_rejected", {"reason_msgid": reason})
-    runner.services.redis.set(_stage_key(effect.client_id), _staging_hasher.hash(effect.pin), ex=PIN_STAGE_SECONDS)
+    runner.services.redis.set(_stage_key(effect.client_id), pins.hash_secret(effect.pin), ex=PIN_STAGE_SECONDS)
     return EffectResult("pin_staged")
 
 
 def _set_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
     staged = runner.services.redis.get(_stage_key(effect.client_id))
-    try:
-        if staged is None or not _staging_hasher.verify(staged.decode(), effect.pin):
-            return EffectResult("pin_mismatch")
-    except VerificationError:
+    if staged is None or not pins.secret_matches(staged.decode(), effect.pin):
         return EffectResult("pin_mismatch")
     reason = accounts.set_pin(
         runner.session, effect.client_id, effect.pin, phone=runner.caller.phone or "", now=runner.now

@@ -104,7 +104,7 @@ def _handle(services: Services, inbound: Inbound, now: datetime) -> list[Reply]:
 def _converse(
     services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime
 ) -> tuple[list[Reply], LiveSession | None]:
-    caller = handlers.identify(session, inbound, now)
+    caller = handlers.identify(session, inbound, now, services.settings.default_region)
     if caller.role == "unknown":
         return handlers.unknown_caller_replies(services, session, inbound, caller), None
     if inbound.channel != "at-ussd":

@@ -1,0 +1,191 @@
+"""Client self-service over USSD: activation, PIN, balances, statement, progress, lockout, consent, language."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from accounts import service as accounts
+from accounts.models import Account, Client, LoanProduct, Transaction
+from consent.models import ConsentEvent
+from db import utcnow
+from tests.factories import configure_ppi, make_client
+from tests.integration.test_ussd import Phone
+
+PHONE = "+254700000002"
+PIN = "4826"
+
+
+@pytest.fixture
+def activation_code(services):
+    with services.transaction() as session:
+        configure_ppi(session, bands="0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor")
+        client = make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
+        product = LoanProduct(external_id="P1", name="Biashara loan")
+        session.add(product)
+        session.flush()
+        loan = Account(
+            external_id="LN0001234",
+            client_id=client.id,
+            kind="loan",
+            product_id=product.id,
+            currency="KES",
+            balance=Decimal("12500.00"),
+            principal=Decimal("20000"),
+            next_due_date=date.today() + timedelta(days=9),
+            next_due_amount=Decimal("1500.00"),
+            arrears=Decimal("0"),
+        )
+        session.add(loan)
+        session.flush()
+        for day in range(7):
+            session.add(
+                Transaction(
+                    external_id=f"T{day}",
+                    account_id=loan.id,
+                    kind="repayment",
+                    occurred_on=date.today() - timedelta(days=30 * day),
+                    amount=Decimal("1500.00"),
+                )
+            )
+        return accounts.issue_activation_code(session, client, issued_by="staff:S001", now=utcnow(), ttl_hours=24)
+
+
+def _activate(phone: Phone, code: str) -> str:
+    phone.dial()
+    screen = phone.send("2")  # Balances: the PIN is not set yet, so activation starts
+    assert "code" in screen.lower()
+    screen = phone.send(code)
+    assert "PIN" in screen
+    screen = phone.send(PIN)
+    assert "PIN" in screen
+    return phone.send(PIN)
+
+
+def test_a_client_activates_sets_a_pin_and_sees_masked_balances(client, services, activation_code):
+    phone = Phone(client)
+    balances = _activate(phone, activation_code)
+    assert "**1234" in balances  # "••" is not GSM-7 and would halve the USSD screen
+    assert "12,500" in balances
+    assert "LN0001234" not in balances
+
+
+def test_the_pin_never_reaches_redis_state(client, services, activation_code):
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    phone.send(activation_code)
+    phone.send(PIN)
+    for key in services.redis.keys("conv:*"):
+        stored = services.redis.get(key).decode()
+        assert PIN not in stored and activation_code not in stored
+
+
+def test_three_wrong_pins_lock_the_account_and_an_officer_can_unlock(client, services, activation_code):
+    _activate(Phone(client), activation_code)
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    first = phone.send("1111")
+    assert "2" in first  # attempts left
+    phone.send("1112")
+    locked = phone.send("1113")
+    assert locked.startswith("END ") or "30" in locked
+    with services.transaction() as session:
+        jane = session.scalars(select(Client).where(Client.external_id == "C0002")).one()
+        assert jane.pin_locked_until is not None
+        accounts.unlock(session, jane, actor="staff:S001", now=utcnow())
+    again = Phone(client)
+    again.dial()
+    again.send("2")
+    assert "**1234" in again.send(PIN)
+
+
+def test_a_weak_pin_is_refused(client, services, activation_code):
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    phone.send(activation_code)
+    refused = phone.send("1234")
+    assert refused.startswith("CON ") and "PIN" in refused
+    with services.transaction() as session:
+        assert session.scalars(select(Client)).one().pin_hash is None
+
+
+def test_mini_statement_lists_the_last_five_transactions(client, services, activation_code):
+    _activate(Phone(client), activation_code)
+    phone = Phone(client)
+    phone.dial()
+    phone.send("3")
+    statement = phone.send(PIN)
+    assert statement.count("1,500") == 5 or "98" in statement
+
+
+def _consent_reply(phone: Phone, choice: str) -> str:
+    phone.dial()
+    screen = phone.send("5")
+    while "\n1 " not in screen:  # the consent text may take a page before the choices
+        assert "98" in screen
+        screen = phone.send("98")
+    assert "\n2 " in screen
+    return phone.send(choice)
+
+
+def test_consent_can_be_granted_and_revoked_from_the_menu(client, services, activation_code):
+    _consent_reply(Phone(client), "1")
+    _consent_reply(Phone(client), "2")
+    with services.transaction() as session:
+        events = session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+        assert [event.granted for event in events] == [True, False]
+        assert {event.channel for event in events} == {"at-ussd"}
+
+
+def test_the_language_picker_switches_the_menu_to_swahili(client, services, activation_code):
+    phone = Phone(client)
+    phone.dial()
+    languages = phone.send("6")
+    assert "Kiswahili" in languages
+    phone.send(str(languages.split("\n").index(next(l for l in languages.split("\n") if "Kiswahili" in l))))
+    with services.transaction() as session:
+        assert session.scalars(select(Client)).one().language == "sw"
+
+
+def test_my_progress_shows_bands_over_time_and_the_direction_never_likelihoods(client, services, activation_code):
+    from surveys import service as surveys
+
+    with services.transaction() as session:
+        jane = session.scalars(select(Client)).one()
+        low = [1, 1, 1, 2, 2, 2, 2, 2, 2, 2]
+        high = [30, 10, 5, 1, 1, 1, 1, 1, 1, 1]
+        first = surveys.create_survey(
+            session,
+            jane.id,
+            low,
+            date_collected=date(2025, 3, 10),
+            mode="self",
+            channel="at-ussd",
+            officer_id=None,
+            now=utcnow(),
+        )
+        latest = surveys.create_survey(
+            session,
+            jane.id,
+            high,
+            date_collected=date(2026, 9, 1),
+            mode="self",
+            channel="at-ussd",
+            officer_id=None,
+            now=utcnow(),
+        )
+        bands = (first.band, latest.band)
+    _activate(Phone(client), activation_code)
+    phone = Phone(client)
+    phone.dial()
+    phone.send("4")
+    progress = phone.send(PIN)
+    assert bands[1] in progress and "%" not in progress
+    if bands[0] != bands[1]:
+        assert "→" in progress or "->" in progress
