@@ -19,7 +19,7 @@ from babel.numbers import is_currency
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 AMOUNT = re.compile(r"^-?\d{1,14}(\.\d{1,2})?$")
 CENTS = Decimal("0.01")
-_TERRITORIES = frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
+_TERRITORIES = frozenset(code for code in map(str, Locale("en").territories) if len(code) == 2 and code.isalpha())
 
 
 @dataclass(frozen=True)

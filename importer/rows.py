@@ -161,7 +161,7 @@ def _office_row(cells: Cells, external_id: str, context: Context, seen: _Seen) -
     )
     if parent is not None and parent == external_id:
         cells.error("parent_external_id", "an office cannot be its own parent")
-    values = {"name": name, "level": "_".join((level or "").lower().split())}
+    values: dict[str, object] = {"name": name, "level": "_".join((level or "").lower().split())}
     values |= _present(
         cells, {"country_code": cells.country("country_code"), "default_language": cells.language("default_language")}
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, func, insert, literal, select, update
+from sqlalchemy import String, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -356,9 +356,7 @@ def _sync_phones(session: Session, records: list[Record], ids: dict[str, int], s
     if to_add:
         session.execute(insert(ClientPhone), to_add)
     for client_id, phone in to_remove:
-        session.execute(
-            ClientPhone.__table__.delete().where(ClientPhone.client_id == client_id, ClientPhone.phone == phone)
-        )
+        session.execute(delete(ClientPhone).where(ClientPhone.client_id == client_id, ClientPhone.phone == phone))
 
 
 def _write_accounts(session: Session, records: list[Record], refs: Refs) -> _Outcome:
