@@ -37,6 +37,7 @@ EXTERNAL_ID = {
     "in": "path",
     "required": True,
     "description": "The MFI's client id",
+    "example": "C1",
     "schema": {"type": "string", "minLength": 1, "maxLength": 64},
 }
 
@@ -222,6 +223,10 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+def _body(schema: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema), "example": example}}}
+
+
 def _operation(summary: str, scopes: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"summary": summary, "description": f"Scopes: {scopes}.", "responses": responses, **extra}
 
@@ -279,7 +284,7 @@ def _paths() -> dict[str, Any]:
                 "Record consent an officer collected on paper",
                 "admin",
                 {"201": _json(_ref("ConsentEvent"), "The recorded event"), **bad_request, **CLIENT_ERRORS},
-                requestBody={"required": True, "content": {"application/json": {"schema": _ref("PaperConsent")}}},
+                requestBody=_body("PaperConsent", {"granted": True, "officer": "S001"}),
             ),
         },
         "/clients/{external_id}/activation-code": {
@@ -339,7 +344,14 @@ def _paths() -> dict[str, Any]:
                 "Change the PPI settings (new surveys use them; old ones keep theirs)",
                 "admin",
                 {"200": _json(_ref("PpiSettings"), "The saved settings"), **bad_request, **COMMON_ERRORS},
-                requestBody={"required": True, "content": {"application/json": {"schema": _ref("PpiSettingsUpdate")}}},
+                requestBody=_body(
+                    "PpiSettingsUpdate",
+                    {
+                        "scorecard_id": "KEN-2024",
+                        "headline_line": "absolute-poverty-line",
+                        "bands": "0-49:Poor,50-100:Other",
+                    },
+                ),
             ),
         },
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -176,10 +176,15 @@ def history_export(session: Session, client_id: int) -> list[dict[str, object]]:
             "channel": event.channel,
             "provider_message_id": event.provider_message_id,
             "officer": officers.get(event.officer_id) if event.officer_id is not None else None,
-            "recorded_at": event.recorded_at.isoformat(),
+            "recorded_at": _utc_iso(event.recorded_at),
         }
         for event in events
     ]
+
+
+def _utc_iso(moment: datetime) -> str:
+    """RFC 3339 with an offset; SQLite hands back naive datetimes, which we store in UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def record_paper(
