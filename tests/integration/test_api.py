@@ -28,7 +28,7 @@ BANDS = "0-29:Very poor,30-59:Poor,60-100:Better off"
 # --- helpers -----------------------------------------------------------------------------------------------------
 
 
-def _fund(session, external_id: str) -> Fund:  # type: ignore[no-untyped-def]
+def _fund(session, external_id: str) -> Fund:
     fund = session.scalar(select(Fund).where(Fund.external_id == external_id))
     if fund is None:
         fund = Fund(external_id=external_id, name=f"Fund {external_id}")
@@ -37,7 +37,7 @@ def _fund(session, external_id: str) -> Fund:  # type: ignore[no-untyped-def]
     return fund
 
 
-def _borrower(session, external_id: str, *, office: Office, fund: str | None = "F1", **kwargs) -> Client:  # type: ignore[no-untyped-def]
+def _borrower(session, external_id: str, *, office: Office, fund: str | None = "F1", **kwargs) -> Client:
     client = make_client(session, external_id=external_id, office=office, **kwargs)
     if fund is not None:
         session.add(
@@ -53,7 +53,7 @@ def _borrower(session, external_id: str, *, office: Office, fund: str | None = "
     return client
 
 
-def _share(session, client: Client, granted: bool = True, lender: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def _share(session, client: Client, granted: bool = True, lender: str | None = None) -> None:
     consent.record(
         session, client.id, granted=granted, lender=lender, text_version="v1", language="en", channel="at-ussd", now=NOW
     )
@@ -61,16 +61,16 @@ def _share(session, client: Client, granted: bool = True, lender: str | None = N
 
 def _key(services: Services, scope: str, **kwargs: object) -> str:
     with services.transaction() as session:
-        _, plaintext = keys.create_key(session, scope=scope, now=NOW, **kwargs)  # type: ignore[arg-type]
+        _, plaintext = keys.create_key(session, scope=scope, now=NOW, **kwargs)
     return plaintext
 
 
-def _get(client: FlaskClient, path: str, key: str | None):  # type: ignore[no-untyped-def]
+def _get(client: FlaskClient, path: str, key: str | None):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return client.get(f"/api/v1{path}", headers=headers)
 
 
-def _post(client: FlaskClient, path: str, key: str, body: object = None):  # type: ignore[no-untyped-def]
+def _post(client: FlaskClient, path: str, key: str, body: object = None):
     return client.post(f"/api/v1{path}", json=body, headers={"Authorization": f"Bearer {key}"})
 
 
@@ -117,7 +117,7 @@ def test_a_right_prefix_with_a_wrong_secret_is_refused(client: FlaskClient, serv
     assert _get(client, "/clients", key).status_code == 200
 
 
-def test_cli_shows_the_key_once_and_the_database_never_holds_it(services: Services, runner, client) -> None:  # type: ignore[no-untyped-def]
+def test_cli_shows_the_key_once_and_the_database_never_holds_it(services: Services, runner, client) -> None:
     created = runner.invoke(create_command, ["--scope", "admin", "--name", "ops"])
     assert created.exit_code == 0, created.output
     plaintext = created.output.strip().splitlines()[-1]
@@ -135,7 +135,7 @@ def test_cli_shows_the_key_once_and_the_database_never_holds_it(services: Servic
     assert _get(client, "/clients", plaintext).status_code == 200
 
 
-def test_a_revoked_key_is_refused_on_the_next_request(services: Services, runner, client) -> None:  # type: ignore[no-untyped-def]
+def test_a_revoked_key_is_refused_on_the_next_request(services: Services, runner, client) -> None:
     key = _key(services, "admin")
     assert _get(client, "/clients", key).status_code == 200
     prefix = key.split("_")[1]
@@ -144,7 +144,7 @@ def test_a_revoked_key_is_refused_on_the_next_request(services: Services, runner
     assert runner.invoke(revoke_command, ["zzzzzzzz"]).exit_code != 0
 
 
-def test_cli_refuses_lender_limits_on_other_scopes_and_unknown_funds(services: Services, runner) -> None:  # type: ignore[no-untyped-def]
+def test_cli_refuses_lender_limits_on_other_scopes_and_unknown_funds(services: Services, runner) -> None:
     assert runner.invoke(create_command, ["--scope", "portal", "--funds", "F1"]).exit_code != 0
     unknown = runner.invoke(create_command, ["--scope", "lender", "--funds", "NOPE"])
     assert unknown.exit_code != 0 and "NOPE" in unknown.output
@@ -162,7 +162,7 @@ def test_last_use_is_written_at_most_once_a_minute(services: Services) -> None:
         assert session.scalars(select(ApiKey)).one().last_used_at.replace(tzinfo=NOW.tzinfo) > NOW
 
 
-def test_over_the_rate_limit_a_key_gets_429_with_retry_after(app, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_over_the_rate_limit_a_key_gets_429_with_retry_after(app, settings: Settings) -> None:
     limited = create_app(replace(settings, rate_limit_per_key_per_minute=2))
     services: Services = limited.extensions["services"]
     try:
@@ -183,7 +183,7 @@ def test_over_the_rate_limit_a_key_gets_429_with_retry_after(app, settings: Sett
 # --- what a lender sees ------------------------------------------------------------------------------------------
 
 
-def test_lender_sees_only_consenting_clients_in_its_funds(client: FlaskClient, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_lender_sees_only_consenting_clients_in_its_funds(client: FlaskClient, services: Services, world) -> None:
     key = _key(services, "lender", funds=["F1"])
     listed = _get(client, "/clients", key).get_json()
     assert [item["external_id"] for item in listed["items"]] == ["C1", "C5"] and listed["total"] == 2
@@ -196,18 +196,18 @@ def test_lender_sees_only_consenting_clients_in_its_funds(client: FlaskClient, s
         assert _get(client, f"/clients/{hidden}/surveys", key).status_code == 404
 
 
-def test_profile_is_minimal(client: FlaskClient, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_profile_is_minimal(client: FlaskClient, services: Services, world) -> None:
     profile = _get(client, "/clients/C1", _key(services, "lender")).get_json()
     assert profile == {"external_id": "C1", "display_name": "Amina O.", "office": "Centre A1", "poverty_status": None}
 
 
-def test_office_scope_covers_the_subtree_only(client: FlaskClient, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_office_scope_covers_the_subtree_only(client: FlaskClient, services: Services, world) -> None:
     key = _key(services, "lender", offices=["BA"])
     assert [i["external_id"] for i in _get(client, "/clients", key).get_json()["items"]] == ["C1"]
     assert _get(client, "/clients/C5", key).status_code == 404  # shares, but in branch B
 
 
-def test_revocation_hides_the_client_on_the_next_request(client: FlaskClient, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_revocation_hides_the_client_on_the_next_request(client: FlaskClient, services: Services, world) -> None:
     key = _key(services, "lender")
     assert _get(client, "/clients/C1", key).status_code == 200
     with services.transaction() as session:
@@ -215,7 +215,7 @@ def test_revocation_hides_the_client_on_the_next_request(client: FlaskClient, se
     assert _get(client, "/clients/C1", key).status_code == 404
 
 
-def test_a_per_lender_revoke_hides_the_client_from_that_lender_only(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_a_per_lender_revoke_hides_the_client_from_that_lender_only(client, services: Services, world) -> None:
     acme, other = _key(services, "lender", lender="acme"), _key(services, "lender", lender="other")
     with services.transaction() as session:
         _share(session, session.get(Client, world["ids"]["C1"]), granted=False, lender="acme")
@@ -223,7 +223,7 @@ def test_a_per_lender_revoke_hides_the_client_from_that_lender_only(client, serv
     assert _get(client, "/clients/C1", other).status_code == 200
 
 
-def test_every_lender_request_is_logged_with_the_clients_returned(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_every_lender_request_is_logged_with_the_clients_returned(client, services: Services, world) -> None:
     ids = world["ids"]
     lender = _key(services, "lender", funds=["F1"])
     _get(client, "/clients", lender)
@@ -239,7 +239,7 @@ def test_every_lender_request_is_logged_with_the_clients_returned(client, servic
     ]
 
 
-def test_survey_history_has_scores_and_likelihoods_but_no_answers(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_survey_history_has_scores_and_likelihoods_but_no_answers(client, services: Services, world) -> None:
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
         surveys.create_survey(
@@ -282,7 +282,7 @@ def test_survey_history_has_scores_and_likelihoods_but_no_answers(client, servic
         ("portal", "put", "/ppi/settings"),
     ],
 )
-def test_keys_are_refused_outside_their_scope(client, services: Services, world, scope, method, path) -> None:  # type: ignore[no-untyped-def]
+def test_keys_are_refused_outside_their_scope(client, services: Services, world, scope, method, path) -> None:
     response = getattr(client, method)(f"/api/v1{path}", headers={"Authorization": f"Bearer {_key(services, scope)}"})
     assert response.status_code == 403 and response.get_json()["error"] == "forbidden"
 
@@ -295,7 +295,7 @@ def test_bad_paging_is_a_400(client: FlaskClient, services: Services, query: str
     assert response.status_code == 400 and "detail" in response.get_json()
 
 
-def test_paging_walks_the_list(client: FlaskClient, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_paging_walks_the_list(client: FlaskClient, services: Services, world) -> None:
     key = _key(services, "admin")
     pages = [_get(client, f"/clients?per_page=2&page={n}", key).get_json() for n in (1, 2, 3, 4)]
     assert [[i["external_id"] for i in page["items"]] for page in pages] == [["C1", "C2"], ["C3", "C4"], ["C5"], []]
@@ -311,7 +311,7 @@ def test_unknown_paths_and_methods_answer_in_json(client: FlaskClient) -> None:
 # --- admin actions -----------------------------------------------------------------------------------------------
 
 
-def test_admin_records_paper_consent_and_reads_the_history(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_admin_records_paper_consent_and_reads_the_history(client, services: Services, world) -> None:
     with services.transaction() as session:
         make_staff(session, external_id="S001")
     admin, lender = _key(services, "admin"), _key(services, "lender")
@@ -329,7 +329,7 @@ def test_admin_records_paper_consent_and_reads_the_history(client, services: Ser
     assert _post(client, "/clients/NOBODY/consent", admin, {"granted": True, "officer": "S001"}).status_code == 404
 
 
-def test_admin_issues_an_activation_code_and_unlocks(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_admin_issues_an_activation_code_and_unlocks(client, services: Services, world) -> None:
     admin = _key(services, "admin")
     issued = _post(client, "/clients/C1/activation-code", admin)
     assert issued.status_code == 201
@@ -380,7 +380,7 @@ def _surveyed_clients(services: Services, office_id: str, count: int) -> None:
             )
 
 
-def test_aggregates_suppress_cells_below_k_clients(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_aggregates_suppress_cells_below_k_clients(client, services: Services, world) -> None:
     k = services.settings.suppression_k
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
@@ -395,7 +395,7 @@ def test_aggregates_suppress_cells_below_k_clients(client, services: Services, w
     assert cells["BB"]["band_counts"] == {"Very poor": k}
 
 
-def test_a_lender_sees_aggregates_of_its_offices_only(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_a_lender_sees_aggregates_of_its_offices_only(client, services: Services, world) -> None:
     k = services.settings.suppression_k
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
@@ -405,7 +405,7 @@ def test_a_lender_sees_aggregates_of_its_offices_only(client, services: Services
     assert [cell["group"]["id"] for cell in body["cells"]] == ["BA"]
 
 
-def test_aggregates_for_one_period(client, services: Services, world) -> None:  # type: ignore[no-untyped-def]
+def test_aggregates_for_one_period(client, services: Services, world) -> None:
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
     _surveyed_clients(services, "BB", services.settings.suppression_k)
@@ -417,6 +417,6 @@ def test_aggregates_for_one_period(client, services: Services, world) -> None:  
 
 
 @pytest.mark.parametrize("query", ["period=2026-Q5", "period=26-Q1", "level=planet", "period_kind=week"])
-def test_bad_aggregate_parameters_are_a_400(client: FlaskClient, services: Services, world, query: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_aggregate_parameters_are_a_400(client: FlaskClient, services: Services, world, query: str) -> None:
     response = _get(client, f"/aggregates?{query}", _key(services, "admin"))
     assert response.status_code == 400, response.get_json()

@@ -62,7 +62,7 @@ def api_app(app: Flask, settings: Settings) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def api_schema(api_app: Flask):  # type: ignore[no-untyped-def]
+def api_schema(api_app: Flask):
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api_app)
 
 
@@ -88,11 +88,11 @@ def lender_key(api_app: Flask) -> str:
 
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_matches_its_document_for_an_admin(case, admin_key: str) -> None:  # type: ignore[no-untyped-def]
+def test_api_matches_its_document_for_an_admin(case, admin_key: str) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {admin_key}"}, checks=CHECKS)
 
 
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_matches_its_document_for_a_lender(case, lender_key: str) -> None:  # type: ignore[no-untyped-def]
+def test_api_matches_its_document_for_a_lender(case, lender_key: str) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {lender_key}"}, checks=CHECKS)

@@ -22,7 +22,7 @@ from tests.factories import NOW, make_client, make_staff
 
 def _client(services: Services, **kwargs: object) -> int:
     with services.transaction() as session:
-        return make_client(session, **kwargs).id  # type: ignore[arg-type]
+        return make_client(session, **kwargs).id
 
 
 def _record(services: Services, client_id: int, granted: bool, lender: str | None = None, **kwargs: object) -> None:
@@ -36,7 +36,7 @@ def _record(services: Services, client_id: int, granted: bool, lender: str | Non
             language="en",
             channel=str(kwargs.pop("channel", "at-ussd")),
             now=NOW,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
 
@@ -110,7 +110,7 @@ def test_consent_leaves_the_message_opt_out_alone(services: Services) -> None:
     client_id = _client(services)
     _record(services, client_id, False)
     with services.transaction() as session:
-        assert session.get(Client, client_id).message_opt_out is False  # type: ignore[union-attr]
+        assert session.get(Client, client_id).message_opt_out is False
 
 
 def test_orm_refuses_to_change_or_delete_an_event(services: Services) -> None:
@@ -176,7 +176,7 @@ def test_consent_replies_are_understood_in_every_language(reply: str, meaning: b
     assert parse_consent_reply(reply) is meaning
 
 
-def test_cli_records_paper_consent_and_shows_history(services: Services, runner) -> None:  # type: ignore[no-untyped-def]
+def test_cli_records_paper_consent_and_shows_history(services: Services, runner) -> None:
     with services.transaction() as session:
         make_staff(session, external_id="S001")
         client_id = make_client(session, external_id="C100", phones=["+254700000100"], language="sw").id
@@ -199,7 +199,7 @@ def test_cli_records_paper_consent_and_shows_history(services: Services, runner)
     assert "revoke" in table.output and "acme" in table.output
 
 
-def test_cli_refuses_unknown_officer_and_missing_decision(services: Services, runner) -> None:  # type: ignore[no-untyped-def]
+def test_cli_refuses_unknown_officer_and_missing_decision(services: Services, runner) -> None:
     with services.transaction() as session:
         make_client(session, external_id="C101")
     unknown = runner.invoke(record_command, ["C101", "--grant", "--officer", "NOPE"])
