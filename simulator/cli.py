@@ -15,6 +15,8 @@ import migrate
 from db import utcnow
 from simulator.seed import DemoSummary, seed_demo
 
+TREE_ORDER = ("country", "region", "branch", "center", "group")
+
 
 @click.command("demo", help="Migrate the embedded database, seed the demo MFI and serve.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
@@ -34,7 +36,9 @@ def demo_command(host: str, port: int) -> None:
 
 def describe(summary: DemoSummary, *, host: str, port: int) -> str:
     """What was seeded and what to dial, for the terminal."""
-    levels = ", ".join(f"{count} {level}" for level, count in sorted(summary.offices_by_level.items()))
+    order = {level: rank for rank, level in enumerate(TREE_ORDER)}
+    by_depth = sorted(summary.offices_by_level.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    levels = ", ".join(f"{count} {level}" for level, count in by_depth)
     created = f"{summary.rows_created} rows added" if summary.rows_created else "already seeded, nothing added"
     base = f"http://{host}:{port}"
     return "\n".join(
