@@ -1,0 +1,93 @@
+"""The impact-portal feed document: every level's aggregates for recent periods, as one versioned JSON object.
+
+Its shape is described by `feeds/feed.schema.json`; bump `FEED_VERSION` with any change a portal would notice.
+Each group carries its series over the periods (the trend of each measure); withheld cells appear in the series as
+`{"period": ..., "suppressed": true}` so a reader can tell "too few clients" from "no surveys".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from feeds.aggregates import (
+    ALL_LEVEL,
+    Cell,
+    available_levels,
+    cell_to_json,
+    compute_levels,
+    period_label,
+    period_ordinal,
+)
+from settings import Settings
+from surveys.models import PpiSettings
+
+FEED_VERSION = "1.0"
+SCHEMA_PATH = Path(__file__).resolve().parent / "feed.schema.json"
+DEFAULT_PERIOD_KIND = "quarter"
+DEFAULT_PERIOD_COUNT = 8
+
+
+def recent_periods(
+    now: datetime, period_kind: str = DEFAULT_PERIOD_KIND, count: int = DEFAULT_PERIOD_COUNT
+) -> list[str]:
+    """The `count` periods ending with the one containing `now`, oldest first ("2024-Q3", ..., "2026-Q2")."""
+    labels = {"month": f"{now:%Y-%m}", "quarter": f"{now.year}-Q{(now.month - 1) // 3 + 1}", "year": f"{now.year}"}
+    last = period_ordinal(labels[period_kind], period_kind)
+    return [period_label(ordinal, period_kind) for ordinal in range(last - count + 1, last + 1)]
+
+
+def build(
+    session: Session,
+    *,
+    settings: Settings,
+    now: datetime,
+    period_kind: str = DEFAULT_PERIOD_KIND,
+    period_count: int = DEFAULT_PERIOD_COUNT,
+) -> dict[str, Any]:
+    """The feed document as of `now` for the MFI in `settings` (k = settings.suppression_k)."""
+    periods = recent_periods(now, period_kind, period_count)
+    levels = [ALL_LEVEL, *available_levels(session)]
+    k = settings.suppression_k
+    by_level = compute_levels(session, levels=levels, period_kind=period_kind, k=k, periods=periods)
+    withheld = sum(cell.suppressed for cells in by_level.values() for cell in cells)
+    return {
+        "feed_version": FEED_VERSION,
+        "mfi_id": settings.mfi_id,
+        "mfi_name": settings.mfi_name,
+        "generated_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "period_kind": period_kind,
+        "periods": periods,
+        "headline_line": _headline_line(session),
+        "levels": [{"level": level, "groups": _groups_json(by_level[level])} for level in levels],
+        "suppression": {"k": k, "cells_withheld": withheld},
+    }
+
+
+def to_body(document: dict[str, Any]) -> str:
+    """Canonical JSON text (sorted keys, no spaces): the exact bytes that get signed and sent."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _headline_line(session: Session) -> str | None:
+    return session.scalar(select(PpiSettings.headline_line).order_by(PpiSettings.id.desc()).limit(1))
+
+
+def _groups_json(cells: Iterable[Cell]) -> list[dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        group = groups.setdefault(cell.group_id, {"id": cell.group_id, "name": cell.group_name, "series": []})
+        point = cell_to_json(cell)
+        del point["level"], point["group"]
+        group["series"].append(point)
+    return list(groups.values())
