@@ -17,7 +17,7 @@ NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def seeded(services):  # type: ignore[no-untyped-def]
+def seeded(services):
     with services.transaction() as session:
         return seed_demo(session, now=NOW)
 

@@ -20,7 +20,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KINDS = ("offices", "staff", "clients", "accounts", "transactions")
 
 
-def run_import(runner, kind: str, path: Path, *options: str):  # type: ignore[no-untyped-def]
+def run_import(runner, kind: str, path: Path, *options: str):
     return runner.invoke(import_command, [kind, str(path), *options])
 
 
@@ -30,19 +30,19 @@ def write(tmp_path: Path, text: str, name: str = "file.csv", encoding: str = "ut
     return path
 
 
-def count(services, model) -> int:  # type: ignore[no-untyped-def]
+def count(services, model) -> int:
     with services.transaction() as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def phones_of(services, external_id: str) -> set[str]:  # type: ignore[no-untyped-def]
+def phones_of(services, external_id: str) -> set[str]:
     with services.transaction() as session:
         query = select(ClientPhone.phone).join(Client).where(Client.external_id == external_id)
         return set(session.scalars(query))
 
 
 @pytest.fixture
-def organisation(runner):  # type: ignore[no-untyped-def]
+def organisation(runner):
     """The example offices and staff, which client files refer to."""
     for kind in ("offices", "staff"):
         assert run_import(runner, kind, EXAMPLES / f"{kind}.csv").exit_code == 0
