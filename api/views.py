@@ -173,9 +173,7 @@ def list_clients() -> Response:
 @blueprint.get("/clients/<external_id>")
 def get_client(external_id: str) -> Response:
     caller = _require(CLIENT_READERS)
-    return jsonify(
-        _read_client(caller, external_id, lambda session, client: _profile(client, _office_name(session, client)))
-    )
+    return jsonify(_read_client(caller, external_id, _client_profile))
 
 
 @blueprint.get("/clients/<external_id>/surveys")
@@ -201,9 +199,9 @@ def _find_visible(session: Session, caller: Caller, external_id: str) -> Client 
     return session.scalar(visible_clients(session, caller).where(Client.external_id == external_id))
 
 
-def _office_name(session: Session, client: Client) -> str | None:
+def _client_profile(session: Session, client: Client) -> dict[str, Any]:
     office = session.get(Office, client.office_id)
-    return office.name if office else None
+    return _profile(client, office.name if office else None)
 
 
 def _profile(client: Client, office_name: str | None) -> dict[str, Any]:
