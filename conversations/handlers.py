@@ -28,7 +28,7 @@ from conversations.scripts import survey_script
 from gateway.messages import Inbound, Reply
 from gateway.models import SeenMessage
 from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for, normalise_locale
-from scoring.loader import load_scorecard
+from scoring.loader import load_for_reader
 from surveys import service as surveys
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
     language = language_of(session, services, caller, state)
     script = None
     if config is not None and config.status == "active":
-        script = survey_script(load_scorecard(config.scorecard_id, language=language))
+        script = survey_script(load_for_reader(config.scorecard_id, language))
     mode = "officer" if caller.role == "officer" else "self"
     draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None else None
     clients = [session.get(Client, cid) for cid in caller.client_ids]

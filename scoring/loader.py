@@ -47,6 +47,15 @@ def load_scorecard(scorecard_id: str, language: str | None = None, directory: Pa
     return _load(scorecard_id, language, str(_directory(directory)))
 
 
+def load_for_reader(scorecard_id: str, language: str, directory: Path | None = None) -> Scorecard:
+    """The scorecard in the reader's language when it has that overlay, else as published (questions stay in the
+    language they were published in unless someone translated them)."""
+    base = _directory(directory)
+    if (base / OVERLAY_DIRECTORY / f"{scorecard_id}.{language}.json").exists():
+        return load_scorecard(scorecard_id, language, base)
+    return load_scorecard(scorecard_id, None, base)
+
+
 @lru_cache(maxsize=256)
 def _load(scorecard_id: str, language: str | None, directory: str) -> Scorecard:
     path = scorecard_path(scorecard_id, Path(directory))

@@ -228,3 +228,11 @@ def test_a_survey_on_a_classic_scorecard_is_scored_with_its_single_set_of_points
         assert survey.scorecard_id == "KEN-2008"
         assert {line.line_slug for line in survey.line_results} >= {"below-national", "below-usaid-extreme"}
         assert len({line.score for line in survey.line_results}) == 1  # classic: one score for every line
+
+
+def test_a_client_reading_a_language_without_an_overlay_gets_the_published_questions(client, services):
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS)
+        make_client(session, external_id="C0003", phones=[PHONE], language="fr")
+    first_question = _open_survey(Phone(client))
+    assert first_question.startswith("CON 1/10 ") and "Mombasa" in first_question
