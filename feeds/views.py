@@ -1,0 +1,206 @@
+"""`/impact`: a read-only page for MFI staff with the aggregates as tables and server-drawn SVG charts.
+
+Staff sign in with an admin API key through a small form. Only the key's id goes into Flask's signed session (never
+the key), and it is re-checked on every request, so revoking the key signs the browser out. Forms carry a
+per-session CSRF token kept in the same session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from accounts.models import Office
+from api.keys import authenticate
+from api.models import ApiKey
+from bootstrap import Services
+from db import utcnow
+from feeds import charts
+from feeds.aggregates import ALL_LEVEL, Cell, available_levels, compute_levels, office_levels
+from feeds.document import recent_periods
+from surveys.models import PpiSettings
+
+blueprint = Blueprint("impact", __name__, url_prefix="/impact", template_folder="templates")
+
+KEY_ID = "impact_key_id"
+CSRF = "impact_csrf"
+PERIOD_COUNTS = {"month": 12, "quarter": 8, "year": 5}
+ROWS_PER_LEVEL = 25
+MAX_CHART_GROUPS = 6
+
+
+@dataclass(frozen=True)
+class LevelTable:
+    level: str
+    rows: list[tuple[str, list[Cell | None]]]  # group name, one cell per period
+    hidden_rows: int
+
+
+@blueprint.get("")
+def page() -> str:
+    services = _services()
+    with services.transaction() as db:
+        if not _signed_in(db):
+            return render_template("impact_sign_in.html", csrf_token=_csrf_token(), error=None)
+        context = _page_context(db, services)
+    return render_template("impact.html", csrf_token=_csrf_token(), **context)
+
+
+@blueprint.post("/sign-in")
+def sign_in() -> Response | tuple[str, int]:
+    _check_csrf()
+    services = _services()
+    with services.transaction() as db:
+        caller = authenticate(db, request.form.get("api_key", "").strip(), now=utcnow())
+    if caller is None:
+        return _sign_in_again("That key is unknown, malformed or revoked.", 401)
+    if caller.scope != "admin":
+        return _sign_in_again("This page needs an admin key.", 403)
+    session.clear()
+    session[KEY_ID] = caller.key_id
+    return redirect(url_for("impact.page"))
+
+
+@blueprint.post("/sign-out")
+def sign_out() -> Response:
+    _check_csrf()
+    session.clear()
+    return redirect(url_for("impact.page"))
+
+
+def _services() -> Services:
+    return current_app.extensions["services"]  # type: ignore[no-any-return]
+
+
+def _csrf_token() -> str:
+    if CSRF not in session:
+        session[CSRF] = secrets.token_urlsafe(32)
+    return str(session[CSRF])
+
+
+def _check_csrf() -> None:
+    expected = session.get(CSRF)
+    presented = request.form.get("csrf_token", "")
+    if not expected or not hmac.compare_digest(str(expected), presented):
+        abort(400, description="the form expired or did not come from this site; reload the page and try again")
+
+
+def _sign_in_again(error: str, status: int) -> tuple[str, int]:
+    return render_template("impact_sign_in.html", csrf_token=_csrf_token(), error=error), status
+
+
+def _signed_in(db: Session) -> bool:
+    key_id = session.get(KEY_ID)
+    if key_id is None:
+        return False
+    key = db.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None or key.scope != "admin":
+        session.pop(KEY_ID, None)
+        return False
+    return True
+
+
+# --- page data -------------------------------------------------------------------------------------------------
+
+
+def _page_context(db: Session, services: Services) -> dict[str, Any]:
+    period_kind = request.args.get("period_kind", "quarter")
+    if period_kind not in PERIOD_COUNTS:
+        period_kind = "quarter"
+    known = available_levels(db)
+    only = request.args.get("level")
+    levels = [only] if only in known else known
+    chart_level = _chart_level(db)
+    periods = recent_periods(utcnow(), period_kind, PERIOD_COUNTS[period_kind])
+    wanted = list(dict.fromkeys([ALL_LEVEL, *levels, *([chart_level] if chart_level else [])]))
+    k = services.settings.suppression_k
+    cells = compute_levels(db, levels=wanted, period_kind=period_kind, k=k, periods=periods)
+    config = db.scalar(select(PpiSettings).order_by(PpiSettings.id.desc()).limit(1))
+    line = config.headline_line if config else _any_line(cells)
+    bands = [str(band["label"]) for band in (config.bands or [])] if config else []
+    return {
+        "mfi_name": services.settings.mfi_name,
+        "period_kind": period_kind,
+        "periods": periods,
+        "line": line,
+        "k": k,
+        "tables": [_table(level, cells[level], periods, limit=None if only else ROWS_PER_LEVEL) for level in levels],
+        "rate_chart": _rate_chart(cells, chart_level, periods, line),
+        "band_chart": _band_chart(cells[ALL_LEVEL], periods, bands),
+        "withheld": sum(cell.suppressed for level in levels for cell in cells[level]),
+    }
+
+
+def _chart_level(db: Session) -> str | None:
+    """The highest office level with more than one office (regions, say), drawn next to the all-clients line."""
+    for level in office_levels(db):
+        if (db.scalar(select(func.count()).select_from(Office).where(Office.level == level)) or 0) > 1:
+            return level
+    return None
+
+
+def _any_line(cells: dict[str, list[Cell]]) -> str | None:
+    for cell in cells.get(ALL_LEVEL, []):
+        if cell.poverty_rates:
+            return next(iter(cell.poverty_rates))
+    return None
+
+
+def _table(level: str, cells: list[Cell], periods: list[str], *, limit: int | None) -> LevelTable:
+    by_group: dict[str, dict[str, Cell]] = {}
+    names: dict[str, str] = {}
+    for cell in cells:
+        by_group.setdefault(cell.group_id, {})[cell.period] = cell
+        names[cell.group_id] = cell.group_name
+    rows = [(names[group], [found.get(period) for period in periods]) for group, found in by_group.items()]
+    rows.sort(key=lambda row: row[0])
+    shown = rows if limit is None else rows[:limit]
+    return LevelTable(level, shown, len(rows) - len(shown))
+
+
+def _rate_chart(cells: dict[str, list[Cell]], level: str | None, periods: list[str], line: str | None) -> Any:
+    if line is None:
+        return None
+    series = [charts.Series("All clients", _rates(cells[ALL_LEVEL], periods, line), bold=True)]
+    if level:
+        table = _table(level, cells[level], periods, limit=MAX_CHART_GROUPS)
+        for name, row in table.rows:
+            series.append(charts.Series(name, [_rate(cell, line) for cell in row]))
+    return charts.line_chart(periods, series, title=f"Poverty rate ({line}) by period")
+
+
+def _band_chart(cells: list[Cell], periods: list[str], bands: list[str]) -> Any:
+    by_period = {cell.period: cell for cell in cells if not cell.suppressed}
+    order = bands or sorted({band for cell in by_period.values() for band in cell.band_counts})
+    if not order:
+        return None
+    rank = {band: position for position, band in enumerate(order)}
+    points = []
+    for period in periods:
+        cell = by_period.get(period)
+        if cell is None:
+            points.append(None)
+            continue
+        moves = cell.transitions_from_previous
+        improved = sum(t.clients for t in moves if rank.get(t.to_band, 0) > rank.get(t.from_band, 0))
+        worsened = sum(t.clients for t in moves if rank.get(t.to_band, 0) < rank.get(t.from_band, 0))
+        points.append(charts.BandPeriod(cell.band_counts, improved, worsened))
+    return charts.band_chart(periods, order, points, title="Clients per band, and moves since the previous period")
+
+
+def _rates(cells: list[Cell], periods: list[str], line: str) -> list[float | None]:
+    by_period = {cell.period: cell for cell in cells}
+    return [_rate(by_period.get(period), line) for period in periods]
+
+
+def _rate(cell: Cell | None, line: str) -> float | None:
+    if cell is None or cell.suppressed:
+        return None
+    return cell.poverty_rates.get(line)
