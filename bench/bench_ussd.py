@@ -1,0 +1,285 @@
+"""Benchmark: the USSD hop under load, against the bare-Flask ceiling, then a profile of one survey's hops.
+
+Run: .venv/bin/python bench/bench_ussd.py [--sessions 400] [--concurrency 50] [--worker-class sync gthread]
+     [--profile-sessions 20]
+
+For each gunicorn worker class asked for (2 workers, 127.0.0.1, APP_ENV=production on PostgreSQL + Redis), 50
+concurrent simulated phones each complete a KEN-2024 PPI survey with a distinct client (13 hops: dial, 1 = survey,
+10 answers, submit) with no think time; the same driver then runs the same sessions against a bare Flask app that
+returns a fixed CON screen (the ceiling), and wrk measures that ceiling's raw req/s. Afterwards every survey must be
+in PostgreSQL (SurveyResponse = completed sessions, SurveyAnswer = 10 per survey, no draft left). Last, the hops of
+`--profile-sessions` surveys run in-process through Flask's test client on the same PostgreSQL and Redis under
+cProfile, counting SQL statements and Redis round trips per hop, to show where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import Gunicorn, Recorder, UssdPhone  # noqa: E402
+
+BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
+DATABASE = "ic_bench_ussd"
+REDIS_DB = 8
+QUESTIONS = 10
+HOPS_PER_SURVEY = QUESTIONS + 3
+PHONE_BASE = 254_700_100_000
+
+
+def seed_survey_clients(services: Any, count: int, *, first: int = 0) -> list[str]:
+    """PPI settings (KEN-2024, bands shown to the client) and `count` clients with their own phones."""
+    from sqlalchemy import select
+
+    from surveys.models import PpiSettings
+    from tests.factories import configure_ppi, make_client, make_office
+
+    phones = [f"+{PHONE_BASE + first + n}" for n in range(count)]
+    with services.transaction() as session:
+        if session.scalars(select(PpiSettings)).first() is None:
+            configure_ppi(session, bands=BANDS, show_band_to_client=True)
+        office = make_office(session, level="branch")
+        for phone in phones:
+            make_client(session, phones=[phone], office=office, language="en")
+    return phones
+
+
+def survey_job(number: str, session_id: str) -> common.Job:
+    """One phone: dial, choose the survey, answer 1 to each of the 10 questions, submit; checks each screen."""
+
+    async def job(http: Any, recorder: Recorder) -> None:
+        phone = UssdPhone(http, recorder, number, session_id)
+        menu = await phone.dial()
+        phone.expect(menu, menu.startswith("CON ") and "1" in menu, "dial")
+        screen = await phone.send("1", "open survey")
+        for question in range(QUESTIONS):
+            phone.expect(screen, screen.startswith(f"CON {question + 1}/{QUESTIONS}"), "answer")
+            screen = await phone.send("1", "answer")
+        phone.expect(screen, screen.startswith("CON "), "review")
+        done = await phone.send("1", "submit")
+        phone.expect(done, done.startswith("END "), "submit")
+
+    return job
+
+
+def ceiling_job(number: str, session_id: str) -> common.Job:
+    """The same 13 posts against the ceiling app (which always answers the same CON screen)."""
+
+    async def job(http: Any, recorder: Recorder) -> None:
+        phone = UssdPhone(http, recorder, number, session_id)
+        await phone.dial()
+        for _ in range(HOPS_PER_SURVEY - 1):
+            await phone.send("1", "answer")
+
+    return job
+
+
+def write_wrk_script(folder: Path) -> Path:
+    script = folder / "ussd_post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        'wrk.body = "sessionId=ATUid_wrk&serviceCode=%2A384%2A123%23&phoneNumber=%2B254700000001'
+        '&networkCode=63902&text=1"\n',
+        encoding="utf-8",
+    )
+    return script
+
+
+def durable_counts(services: Any) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from conversations.models import ConversationDraft
+    from surveys.models import SurveyAnswer, SurveyResponse
+
+    with services.transaction() as session:
+        return {
+            name: int(session.scalar(select(func.count()).select_from(model)) or 0)
+            for name, model in (("surveys", SurveyResponse), ("answers", SurveyAnswer), ("drafts", ConversationDraft))
+        }
+
+
+def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict[str, Any]:
+    database_url = common.fresh_database(DATABASE)
+    redis_url = common.fresh_redis(REDIS_DB)
+    services = common.bench_services(database_url, redis_url)
+    phones = seed_survey_clients(services, args.sessions)
+    threads = args.threads if worker_class == "gthread" else 1
+    env = common.server_env(database_url, redis_url)
+    sessions = [survey_job(phone, f"ATUid_bench_{n}") for n, phone in enumerate(phones)]
+    with Gunicorn("common:guarded_app()", env, worker_class=worker_class, threads=threads) as server:
+        app_run = asyncio.run(common.drive(server.url, sessions, concurrency=args.concurrency, seconds=args.seconds))
+    ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}") for n, phone in enumerate(phones)]
+    with Gunicorn("common:ceiling_app()", env, worker_class=worker_class, threads=threads) as ceiling:
+        ceiling_run = asyncio.run(
+            common.drive(ceiling.url, ceiling_sessions, concurrency=args.concurrency, seconds=args.seconds)
+        )
+        wrk = common.run_wrk(
+            ceiling.url + common.USSD_PATH, connections=args.concurrency, seconds=10, script=write_wrk_script(folder)
+        )
+    counts = durable_counts(services)
+    services.engine.dispose()
+    return {
+        "class": worker_class,
+        "threads": threads,
+        "app": app_run,
+        "ceiling": ceiling_run,
+        "wrk": wrk,
+        "counts": counts,
+    }
+
+
+def report_class(result: dict[str, Any]) -> bool:
+    app_run: Recorder = result["app"]
+    ceiling_run: Recorder = result["ceiling"]
+    wrk = result["wrk"]
+    counts = result["counts"]
+    completed = app_run.completed_sessions
+    label = f"{result['class']}" + (f" x{result['threads']} threads" if result["class"] == "gthread" else "")
+    print(f"\n== gunicorn 2 workers, {label} ==")
+    print(app_run.line("  USSD survey hops"))
+    print(ceiling_run.line("  ceiling, same driver"))
+    print(f"  ceiling, wrk: {wrk['per_second']:,.0f} req/s, p50 {wrk['p50_ms']:.1f} ms, p99 {wrk['p99_ms']:.1f} ms")
+    for hop in ("dial", "open survey", "answer", "submit"):
+        s = app_run.summary(hop)
+        print(f"    {hop:<12} p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms  ({s['requests']:,} hops)")
+    ratio_driver = app_run.summary()["per_second"] / ceiling_run.summary()["per_second"]
+    ratio_wrk = app_run.summary()["per_second"] / wrk["per_second"]
+    durable = counts["surveys"] == completed and counts["answers"] == QUESTIONS * completed and counts["drafts"] == 0
+    print(f"  throughput vs ceiling: {ratio_driver:.0%} of the same driver's, {ratio_wrk:.0%} of wrk's (target 25%)")
+    print(f"  p99 {app_run.summary()['p99_ms']:.0f} ms (target < 100 ms)")
+    print(
+        f"  durable: {completed} sessions completed -> {counts['surveys']} SurveyResponse, {counts['answers']} "
+        f"SurveyAnswer, {counts['drafts']} drafts left: {'OK' if durable else 'MISMATCH'}"
+    )
+    if app_run.errors:
+        print(f"  first errors: {app_run.errors[:3]}")
+    return durable and not app_run.errors
+
+
+# --- profile --------------------------------------------------------------------------------------------------
+
+
+class Counters:
+    """SQL statements and Redis round trips, counted while a profile runs."""
+
+    def __init__(self, engine: Any) -> None:
+        from redis.connection import Connection
+        from sqlalchemy import event
+
+        self.sql = 0
+        self.redis = 0
+        event.listen(engine, "before_cursor_execute", self._on_sql)
+        original = Connection.send_packed_command
+
+        def counted(connection: Any, command: Any, check_health: bool = True) -> None:
+            self.redis += 1
+            original(connection, command, check_health)
+
+        Connection.send_packed_command = counted  # type: ignore[method-assign]
+
+    def _on_sql(self, *_args: Any) -> None:
+        self.sql += 1
+
+
+def profile_hops(args: argparse.Namespace) -> None:
+    """Survey hops in-process (Flask test client, PostgreSQL + Redis) under cProfile."""
+    from app import create_app
+    from settings import Settings
+
+    database_url = common.fresh_database(DATABASE)
+    redis_url = common.fresh_redis(REDIS_DB)
+    settings = Settings(
+        app_env="production",
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key=common.BENCH_SECRET_KEY,
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    services = app.extensions["services"]
+    phones = seed_survey_clients(services, args.profile_sessions + 2)
+    client = app.test_client()
+    for n, phone in enumerate(phones[:2]):  # warm up: imports, scorecard load, pools
+        run_sync_survey(client, phone, f"warm_{n}")
+    counters = Counters(services.engine)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for n, phone in enumerate(phones[2:]):
+        run_sync_survey(client, phone, f"profile_{n}")
+    profiler.disable()
+    seconds = time.perf_counter() - started
+    hops = args.profile_sessions * HOPS_PER_SURVEY
+    print(f"\n== profile: {hops} survey hops in-process on PostgreSQL + Redis ==")
+    print(
+        f"  {seconds / hops * 1000:.2f} ms per hop (under cProfile, which inflates Python-heavy code), "
+        f"{counters.sql / hops:.1f} SQL statements and {counters.redis / hops:.1f} Redis round trips per hop"
+    )
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+    stats.print_stats(r"/work/main/(?!\.venv)", 45)
+    print(_trim(out.getvalue()))
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    print(_trim(out.getvalue()))
+    services.engine.dispose()
+
+
+def _trim(text: str) -> str:
+    lines = text.splitlines()
+    start = next((n for n, line in enumerate(lines) if line.strip().startswith("ncalls")), 0)
+    return "\n".join(line.replace(str(common.ROOT) + "/", "") for line in lines[start - 1 :] if line.strip())
+
+
+def run_sync_survey(client: Any, number: str, session_id: str) -> None:
+    history: list[str] = []
+    for text in [None] + ["1"] * (HOPS_PER_SURVEY - 1):
+        if text is not None:
+            history.append(text)
+        form = {
+            "sessionId": session_id,
+            "serviceCode": "*384*123#",
+            "phoneNumber": number,
+            "networkCode": "63902",
+            "text": "*".join(history),
+        }
+        body = client.post(common.USSD_PATH, data=form).get_data(as_text=True)
+        if not body.startswith(("CON ", "END ")):
+            raise RuntimeError(f"unexpected screen while profiling: {body[:80]!r}")
+    if not body.startswith("END "):
+        raise RuntimeError(f"survey did not finish while profiling: {body[:80]!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=400, help="surveys to run (one client each)")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--worker-class", nargs="+", default=["sync", "gthread"], choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--seconds", type=float, default=240, help="time cap of each load run")
+    parser.add_argument("--profile-sessions", type=int, default=20, help="surveys to profile (0: skip)")
+    args = parser.parse_args()
+    print(f"machine: {common.machine_note()}")
+    ok = True
+    with tempfile.TemporaryDirectory() as folder:
+        for worker_class in args.worker_class:
+            ok = report_class(run_class(args, worker_class, Path(folder))) and ok
+    if args.profile_sessions:
+        profile_hops(args)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

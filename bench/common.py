@@ -1,0 +1,580 @@
+"""Shared helpers for the load benchmarks: fresh databases, gunicorn and RQ worker processes, a fake Telegram Bot
+API, and a bounded asyncio load driver that records per-hop latencies.
+
+The benchmarks measure the service as it runs in production (gunicorn, PostgreSQL, Redis, an RQ worker), so these
+helpers start real processes on 127.0.0.1 only. Every process installs `guard_loopback()`, which refuses any
+connection to a non-loopback address: a benchmark can never reach a real provider. Every load loop is bounded both
+in count (a finite list of sessions) and in time (a deadline), so nothing runs on by itself.
+
+Also importable by gunicorn (`--pythonpath bench`): `ceiling_app()` is the bare Flask endpoint that returns a fixed
+`CON` screen, and `guarded_app()` is the real application with the loopback guard and Telegram pointed at the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+VENV_BIN = ROOT / ".venv" / "bin"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+REDIS_SERVER = "redis://127.0.0.1:6379"
+USSD_PATH = "/webhooks/africastalking/ussd"
+BENCH_SECRET_KEY = "bench-secret-key-not-for-production"
+TELEGRAM_TOKEN = "123456:bench-token"
+TELEGRAM_SECRET = "bench-webhook-secret"
+FAKE_TELEGRAM_ENV = "BENCH_FAKE_TELEGRAM_URL"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+CEILING_SCREEN = "CON Welcome to Demo MFI\n1 Poverty survey\n2 Balances\n3 Mini statement\n4 My progress\n5 Consent"
+
+
+# --- safety ---------------------------------------------------------------------------------------------------
+
+
+class NetworkGuardError(ConnectionRefusedError):
+    """A benchmark process tried to connect somewhere other than 127.0.0.1."""
+
+
+def guard_loopback() -> None:
+    """Refuse every TCP connection to a non-loopback address in this process (Unix sockets are allowed)."""
+    if getattr(socket.socket, "_bench_guarded", False):
+        return
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+
+    def check(sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
+            raise NetworkGuardError(f"benchmark network guard: refusing to connect to {address[0]}")
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        check(sock, address)
+        original_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        check(sock, address)
+        return original_connect_ex(sock, address)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.socket._bench_guarded = True  # type: ignore[attr-defined]
+
+
+# --- databases ------------------------------------------------------------------------------------------------
+
+
+def fresh_database(name: str) -> str:
+    """Drop and re-create PostgreSQL database `name` (must start with ic_bench_), migrate it, return its URL."""
+    if not name.startswith("ic_bench_"):
+        raise ValueError("benchmark databases are named ic_bench_*")
+    from sqlalchemy import create_engine, text
+
+    import migrate
+    from settings import Settings
+
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = f"{PG_SERVER}/{name}"
+    migrate.upgrade(Settings(app_env="test", database_url=url, log_level="WARNING"))
+    return url
+
+
+def fresh_redis(number: int) -> str:
+    """Empty Redis database `number` (8-10 are the benchmarks') and return its URL."""
+    if number not in (8, 9, 10):
+        raise ValueError("benchmarks use Redis databases 8, 9 and 10")
+    import redis
+
+    url = f"{REDIS_SERVER}/{number}"
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    connection.close()
+    return url
+
+
+def server_env(database_url: str, redis_url: str, **settings: object) -> dict[str, str]:
+    """The environment of a production-like process: APP_ENV=production plus `settings` (field=value)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "REDIS_"))}
+    env.update(
+        APP_ENV="production",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SECRET_KEY=BENCH_SECRET_KEY,
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=f"{ROOT}{os.pathsep}{BENCH}",
+    )
+    env.update({name.upper(): str(value) for name, value in settings.items()})
+    return env
+
+
+def bench_services(database_url: str, redis_url: str, **settings: Any) -> Any:
+    """Services for the benchmark process itself (seeding, checks, in-process profiling)."""
+    import bootstrap
+    from settings import Settings
+
+    return bootstrap.build(
+        Settings(app_env="test", database_url=database_url, redis_url=redis_url, log_level="WARNING", **settings)
+    )
+
+
+# --- processes ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [int(part) for part in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` in MB, from /proc/<pid>/status (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def wait_until(check: Callable[[], bool], *, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {seconds:.0f} s")
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Gunicorn:
+    """A gunicorn master on 127.0.0.1 serving `target` (e.g. "common:guarded_app()"); a context manager."""
+
+    target: str
+    env: dict[str, str]
+    workers: int = 2
+    worker_class: str = "sync"
+    threads: int = 1
+    log_path: Path = field(default_factory=lambda: Path("/tmp/ic_bench_gunicorn.log"))
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Gunicorn:
+        command = [
+            str(VENV_BIN / "gunicorn"),
+            f"--workers={self.workers}",
+            f"--worker-class={self.worker_class}",
+            f"--threads={self.threads}",
+            f"--bind=127.0.0.1:{self.port}",
+            f"--chdir={ROOT}",
+            "--backlog=2048",
+            "--timeout=30",
+            "--graceful-timeout=10",
+            "--log-level=warning",
+            self.target,
+        ]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
+        wait_until(
+            lambda: _answers(self.url + "/healthz") and len(self.worker_pids()) == self.workers,
+            seconds=60,
+            what=f"gunicorn {self.target}",
+        )
+        return self
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.process.pid) if self.process else []
+
+    def __exit__(self, *exc_info: object) -> None:
+        stop(self.process)
+
+
+def stop(process: subprocess.Popen[bytes] | None, seconds: float = 20) -> None:
+    """SIGTERM the process we started, wait, then SIGKILL it if it has not gone."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def start_python(code: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Run `code` in a new interpreter of the project's virtualenv with bench/ importable."""
+    log = log_path.open("ab")
+    return subprocess.Popen([str(VENV_BIN / "python"), "-c", code], env=env, stdout=log, stderr=log, cwd=ROOT)
+
+
+# --- the WSGI apps gunicorn serves ------------------------------------------------------------------------------
+
+
+def ceiling_app() -> Any:
+    """The bare ceiling: a Flask app whose USSD route returns a fixed CON screen (no database, no Redis)."""
+    from flask import Flask, Response
+
+    app = Flask("ceiling")
+
+    @app.post(USSD_PATH)
+    def ussd() -> Response:
+        return Response(CEILING_SCREEN, content_type="text/plain; charset=utf-8")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok", content_type="text/plain")
+
+    return app
+
+
+def guarded_app() -> Any:
+    """The real application (`app.create_app()` from the environment) that can only reach 127.0.0.1."""
+    guard_loopback()
+    from app import create_app
+
+    app = create_app()
+    use_fake_telegram(app.extensions["services"])
+    return app
+
+
+def use_fake_telegram(services: Any) -> None:
+    """Point the Telegram channel at the fake Bot API in $BENCH_FAKE_TELEGRAM_URL (if set)."""
+    from dataclasses import replace
+
+    import bootstrap
+    from gateway.channels import build_channels
+
+    fake = os.environ.get(FAKE_TELEGRAM_ENV, "")
+    if fake:
+        config = replace(bootstrap.channel_config(services.settings), telegram_base_url=fake)
+        services._channels = build_channels(config)
+
+
+def worker_main(simple: bool = True, burst: bool = False) -> None:
+    """An RQ worker like `impact-connect worker`, guarded and with Telegram pointed at the fake.
+
+    `simple=True` runs jobs in the worker process (SimpleWorker); False forks a work horse per job, as the
+    production `HerokuWorker` does."""
+    guard_loopback()
+    from rq import SimpleWorker
+    from rq.worker import HerokuWorker
+
+    import bootstrap
+    from logs import configure_logging
+    from settings import Settings
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    services = bootstrap.build(settings)
+    use_fake_telegram(services)
+    worker_class = SimpleWorker if simple else HerokuWorker
+    worker_class([services.queue], connection=services.redis).work(burst=burst, with_scheduler=False)
+
+
+# --- the fake Telegram Bot API ----------------------------------------------------------------------------------
+
+
+def fake_telegram_main(port: int, seconds: float) -> None:
+    """Serve a minimal Bot API on 127.0.0.1:`port` for at most `seconds`: sendMessage and answerCallbackQuery
+    succeed; GET /stats returns how many times each (chat id, text) was sent."""
+    from aiohttp import web
+
+    counts: dict[str, int] = {}
+
+    async def method(request: web.Request) -> web.Response:
+        name = request.match_info["method"]
+        fields = await _telegram_fields(request)
+        if name == "sendMessage":
+            key = f"{fields.get('chat_id')}|{fields.get('text')}"
+            counts[key] = counts.get(key, 0) + 1
+            chat = {"id": int(str(fields.get("chat_id", "0"))), "type": "private"}
+            result = {
+                "message_id": sum(counts.values()),
+                "date": int(time.time()),
+                "chat": chat,
+                "text": fields.get("text", ""),
+            }
+            return web.json_response({"ok": True, "result": result})
+        return web.json_response({"ok": True, "result": True})
+
+    async def stats(_request: web.Request) -> web.Response:
+        return web.json_response(counts)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", method)
+        app.router.add_get("/stats", stats)
+        app.router.add_get("/healthz", health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.sleep(seconds)
+        await runner.cleanup()
+
+    asyncio.run(serve())
+
+
+async def _telegram_fields(request: Any) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        return dict(await request.json())
+    return {key: value for key, value in (await request.post()).items()}
+
+
+@contextlib.contextmanager
+def fake_telegram(seconds: float, log_path: Path) -> Iterator[str]:
+    """Run the fake Bot API in a subprocess; yields the base URL to give the Telegram channel."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{BENCH}")
+    process = start_python(f"import common; common.fake_telegram_main({port}, {seconds})", env, log_path)
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), seconds=30, what="fake Telegram")
+        yield f"http://127.0.0.1:{port}/bot"
+    finally:
+        stop(process, 5)
+
+
+def fake_telegram_counts(base_url: str) -> dict[str, int]:
+    import httpx
+
+    return dict(httpx.get(base_url.removesuffix("/bot") + "/stats", timeout=10).json())
+
+
+# --- the load driver --------------------------------------------------------------------------------------------
+
+
+class SessionFailed(Exception):
+    """A session got an unexpected answer; it stops and the error is counted."""
+
+
+@dataclass
+class Recorder:
+    """Latencies (seconds) per hop label, and errors, for one load run."""
+
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    completed_sessions: int = 0
+
+    def record(self, label: str, seconds: float) -> None:
+        self.latencies.setdefault(label, []).append(seconds)
+
+    def fail(self, message: str) -> None:
+        self.errors.append(message)
+
+    @property
+    def elapsed(self) -> float:
+        return max(self.finished - self.started, 1e-9)
+
+    def all_latencies(self) -> list[float]:
+        return [value for values in self.latencies.values() for value in values]
+
+    def summary(self, label: str | None = None) -> dict[str, float]:
+        values = self.latencies.get(label, []) if label else self.all_latencies()
+        return {
+            "requests": len(values),
+            "per_second": len(values) / self.elapsed,
+            "p50_ms": percentile(values, 50) * 1000,
+            "p99_ms": percentile(values, 99) * 1000,
+            "max_ms": max(values, default=math.nan) * 1000,
+        }
+
+    def line(self, title: str, label: str | None = None) -> str:
+        s = self.summary(label)
+        return (
+            f"{title}: {s['requests']:,} requests in {self.elapsed:.1f} s = {s['per_second']:,.0f}/s, "
+            f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, max {s['max_ms']:.0f} ms, errors {len(self.errors)}"
+        )
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (nan for no values)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(math.ceil(pct / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+async def timed_post(
+    http: Any,
+    recorder: Recorder,
+    label: str,
+    path: str,
+    *,
+    data: Any = None,
+    headers: dict[str, str] | None = None,
+    expect: int = 200,
+) -> str:
+    """POST with aiohttp; records the latency under `label`; an exception or another status is a counted error."""
+    started = time.perf_counter()
+    try:
+        async with http.post(path, data=data, headers=headers) as response:
+            body = await response.text()
+    except Exception as exc:  # noqa: BLE001 - any transport failure is one counted error
+        recorder.fail(f"{label}: {type(exc).__name__}")
+        raise SessionFailed(label) from exc
+    recorder.record(label, time.perf_counter() - started)
+    if response.status != expect:
+        recorder.fail(f"{label}: HTTP {response.status} {body[:80]!r}")
+        raise SessionFailed(label)
+    return str(body)
+
+
+async def timed_get(http: Any, recorder: Recorder, label: str, path: str, headers: dict[str, str]) -> Any:
+    started = time.perf_counter()
+    try:
+        async with http.get(path, headers=headers) as response:
+            body = await response.text()
+    except Exception as exc:  # noqa: BLE001
+        recorder.fail(f"{label}: {type(exc).__name__}")
+        raise SessionFailed(label) from exc
+    recorder.record(label, time.perf_counter() - started)
+    if response.status != 200:
+        recorder.fail(f"{label}: HTTP {response.status} {body[:80]!r}")
+        raise SessionFailed(label)
+    return json.loads(body)
+
+
+class UssdPhone:
+    """A feature phone on Africa's Talking USSD: keeps the cumulative `text`; checks every screen."""
+
+    def __init__(self, http: Any, recorder: Recorder, number: str, session_id: str, think: float = 0.0) -> None:
+        self.http = http
+        self.recorder = recorder
+        self.number = number
+        self.session_id = session_id
+        self.think = think
+        self.history: list[str] = []
+
+    async def dial(self, label: str = "dial") -> str:
+        self.history = []
+        return await self._post("", label)
+
+    async def send(self, text: str, label: str) -> str:
+        if self.think:
+            await asyncio.sleep(self.think)
+        self.history.append(text)
+        return await self._post("*".join(self.history), label)
+
+    async def _post(self, text: str, label: str) -> str:
+        form = {
+            "sessionId": self.session_id,
+            "serviceCode": "*384*123#",
+            "phoneNumber": self.number,
+            "networkCode": "63902",
+            "text": text,
+        }
+        body = await timed_post(self.http, self.recorder, label, USSD_PATH, data=form)
+        if not body.startswith(("CON ", "END ")):
+            self.recorder.fail(f"{label}: not a USSD screen {body[:60]!r}")
+            raise SessionFailed(label)
+        return body
+
+    def expect(self, screen: str, condition: bool, label: str) -> None:
+        if not condition:
+            self.recorder.fail(f"{label}: unexpected screen {screen[:70]!r}")
+            raise SessionFailed(label)
+
+
+Job = Callable[[Any, Recorder], Awaitable[None]]
+
+
+async def drive(base_url: str, jobs: Iterable[Job], *, concurrency: int, seconds: float) -> Recorder:
+    """Run `jobs` (each one session) on `concurrency` lanes until they run out or `seconds` pass.
+
+    aiohttp rather than httpx: on this machine httpx's AsyncClient with 50 connections became the bottleneck
+    (190 req/s against the bare ceiling, and read time-outs on gthread keep-alive connections), aiohttp did 2,400."""
+    import aiohttp
+
+    recorder = Recorder()
+    iterator = iter(jobs)
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base_url=base_url, connector=connector, timeout=timeout) as http:
+
+        async def lane() -> None:
+            for job in iterator:
+                if time.monotonic() > deadline:
+                    return
+                try:
+                    await job(http, recorder)
+                    recorder.completed_sessions += 1
+                except SessionFailed:
+                    pass
+
+        recorder.started = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(concurrency))), timeout=seconds + 60)
+        recorder.finished = time.perf_counter()
+    return recorder
+
+
+def run_wrk(url: str, *, connections: int, seconds: int, script: Path | None = None) -> dict[str, float]:
+    """The bare ceiling with wrk (if installed): requests/s and p50/p99 latency in ms."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    result = {"per_second": math.nan, "p50_ms": math.nan, "p99_ms": math.nan}
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["per_second"] = float(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result["p50_ms" if parts[0] == "50%" else "p99_ms"] = _wrk_ms(parts[1])
+    return result
+
+
+def _wrk_ms(value: str) -> float:
+    for suffix, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if value.endswith(suffix):
+            return float(value.removesuffix(suffix)) * factor
+    return float(value)
+
+
+def machine_note() -> str:
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{os.cpu_count()} cores, load average {load}"
+
+
+def dump(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
