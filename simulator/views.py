@@ -28,6 +28,7 @@ POLL_MILLISECONDS = 2000
 HISTORY_SIZE = 50
 PAGE_SIZE = 200
 RIGHT_TO_LEFT = {"ar"}
+LEFT_TO_RIGHT_ISOLATE, POP_ISOLATE = "\u2066", "\u2069"  # keep "*384*123#" in order in right-to-left text
 
 DEMO_CLIENTS = tuple(f"+2547000000{number:02d}" for number in range(1, 11))
 DEMO_OFFICERS = tuple(f"+2547110000{number:02d}" for number in range(1, 5))
@@ -90,6 +91,7 @@ def page() -> str:
         demo_clients=DEMO_CLIENTS,
         demo_officers=DEMO_OFFICERS,
         config=_page_config(translate),
+        isolated_service_code=LEFT_TO_RIGHT_ISOLATE + SERVICE_CODE + POP_ISOLATE,
     )
 
 
