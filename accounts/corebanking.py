@@ -159,7 +159,7 @@ class CachedCoreBanking:
         return f"{CACHE_PREFIX}:balances:{client.id}", f"{CACHE_PREFIX}:last-known:{client.id}"
 
     def _read(self, key: str) -> list[AccountBalance] | None:
-        raw: bytes | str | None = self.redis.get(key)  # type: ignore[assignment]
+        raw: bytes | str | None = self.redis.get(key)
         if raw is None:
             return None
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from sqlalchemy import update
 
@@ -36,11 +37,13 @@ def send_outbound(message_id: int) -> str:
                 message.status = "unknown"
                 message.error = "worker stopped while sending; not resent to avoid a duplicate"
             return message.status
-        claimed = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == "queued")
-            .values(status="sending", attempts=OutboxMessage.attempts + 1, updated_at=utcnow())
-        ).rowcount
+        claimed = _rows_changed(
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id, OutboxMessage.status == "queued")
+                .values(status="sending", attempts=OutboxMessage.attempts + 1, updated_at=utcnow())
+            )
+        )
         outbound = Outbound(
             channel=message.channel,
             recipient=message.recipient,
@@ -99,12 +102,19 @@ def apply_status(services: bootstrap.Services, updates: list[StatusUpdate]) -> i
             values: dict[str, object] = {"status": status.state.value}
             if status.state is DeliveryState.FAILED and status.reason:
                 values["error"] = status.reason[:500]
-            changed += session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.channel == status.channel,
-                    OutboxMessage.provider_message_id == status.provider_message_id,
+            changed += _rows_changed(
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.channel == status.channel,
+                        OutboxMessage.provider_message_id == status.provider_message_id,
+                    )
+                    .values(**values)
                 )
-                .values(**values)
-            ).rowcount
+            )
     return changed
+
+
+def _rows_changed(result: Any) -> int:
+    """Rows an UPDATE matched (`CursorResult.rowcount`; `Session.execute` is typed as the plain `Result`)."""
+    return int(result.rowcount)

@@ -7,7 +7,7 @@ step sends nothing. The idempotency key is unique: queueing the same reply twice
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rq import Retry
 from sqlalchemy import event, select
@@ -100,5 +100,5 @@ def _flush(session: Session, services: Services) -> None:
         enqueue_send(services, message_id, send_outbound)
 
 
-def enqueue_send(services: Services, message_id: int, job: object) -> None:
+def enqueue_send(services: Services, message_id: int, job: Callable[[int], object]) -> None:
     services.enqueue(job, message_id, job_id=f"outbox-{message_id}", retry=SEND_RETRY)

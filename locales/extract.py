@@ -13,7 +13,11 @@ from collections.abc import Collection, Iterator
 from io import BytesIO
 from typing import IO, Any
 
-from babel.messages.extract import extract_python
+from babel.messages import extract as babel_extract
+
+# Babel's stubs describe the public `extract()` results, not the raw (lineno, funcname, messages, comments) tuples the
+# Python extractor yields, so it is used untyped here.
+extract_python: Any = babel_extract.extract_python
 
 FUNCTIONS = ("_", "translate")
 MARKERS = ("N_",)
