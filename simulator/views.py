@@ -28,7 +28,6 @@ POLL_MILLISECONDS = 2000
 HISTORY_SIZE = 50
 PAGE_SIZE = 200
 RIGHT_TO_LEFT = {"ar"}
-LEFT_TO_RIGHT_ISOLATE, POP_ISOLATE = "\u2066", "\u2069"  # keep "*384*123#" in order in right-to-left text
 
 DEMO_CLIENTS = tuple(f"+2547000000{number:02d}" for number in range(1, 11))
 DEMO_OFFICERS = tuple(f"+2547110000{number:02d}" for number in range(1, 5))
@@ -68,6 +67,9 @@ TEXT = {
     "from_phone": N_("You"),
     "from_service": N_("Service"),
 }
+
+# Unicode bidi isolates, so that "*384*123#" keeps its order inside right-to-left text.
+LEFT_TO_RIGHT_ISOLATE, POP_ISOLATE = "\u2066", "\u2069"
 
 
 @blueprint.before_request
