@@ -52,7 +52,8 @@ def _command_groups() -> list[click.Command]:
     from feeds.cli import feed_group
     from importer.cli import import_command
     from scoring.cli import make_scorecards_group
-    from simulator.cli import demo_command, simulate_group
+    from simulator.cli import demo_command
+    from simulator.terminal import simulate_group
     from surveys.cli import headline_settings, ppi_group, surveys_group
     from worker import worker_command
 

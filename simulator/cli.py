@@ -1,4 +1,4 @@
-"""`impact-connect demo` and `impact-connect simulate ussd|sms`.
+"""`impact-connect demo`: migrate the embedded database, seed the demo MFI idempotently, and serve."""
 
 `demo` is the one command a new user runs: it migrates the configured database (the embedded SQLite file by
 default), seeds the demo MFI if it is not there yet, says what to dial, and serves the app.
@@ -53,8 +53,3 @@ def describe(summary: DemoSummary, *, host: str, port: int) -> str:
             f"serving on {base} (Ctrl+C to stop)",
         ]
     )
-
-
-@click.group("simulate", help="A terminal phone.")
-def simulate_group() -> None:
-    pass
