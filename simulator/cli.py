@@ -1,4 +1,4 @@
-"""`impact-connect demo`: migrate the embedded database, seed the demo MFI idempotently, and serve."""
+"""`impact-connect demo`: migrate, seed the demo MFI idempotently, and serve.
 
 `demo` is the one command a new user runs: it migrates the configured database (the embedded SQLite file by
 default), seeds the demo MFI if it is not there yet, says what to dial, and serves the app.
