@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Outbound:
     request_contact: bool = False
 
 
-class DeliveryState(str, Enum):
+class DeliveryState(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"

@@ -19,7 +19,8 @@ class OutboxMessage(Base):
     recipient: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     choices: Mapped[list[list[str]] | None] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|sending|sent|delivered|failed
+    # queued | sending | sent | delivered | failed | unknown (the worker died mid-send)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     segments: Mapped[int] = mapped_column(Integer, default=1)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)

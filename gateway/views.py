@@ -8,6 +8,8 @@ Errors map here and only here: a forged request is 403, a malformed one 400. A l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, request
 
@@ -18,6 +20,7 @@ from gateway.jobs import apply_status
 from gateway.messages import WebhookRequest, WebhookResponse
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 blueprint = Blueprint("gateway", __name__, url_prefix="/webhooks")
 
 MESSAGE_ROUTES = {
@@ -52,18 +55,25 @@ def _error(status: int, message: str) -> Response:
     return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 
+def _verified(channel: Any, parse: Callable[[WebhookRequest], list[T]]) -> list[T] | Response:
+    """Authenticate the request with the channel, then parse it; a forged request is 403, a malformed one 400."""
+    webhook = _webhook_request()
+    try:
+        channel.verify(webhook)
+        return parse(webhook)
+    except Forbidden:
+        return _error(403, "forbidden")
+    except BadRequest as exc:
+        return _error(400, str(exc))
+
+
 def _messages_view(slug: str):  # type: ignore[no-untyped-def]
     def view() -> Response:
         services = _services()
         channel = services.channels[slug]
-        webhook = _webhook_request()
-        try:
-            channel.verify(webhook)
-            messages = channel.parse(webhook)
-        except Forbidden:
-            return _error(403, "forbidden")
-        except BadRequest as exc:
-            return _error(400, str(exc))
+        messages = _verified(channel, channel.parse)
+        if isinstance(messages, Response):
+            return messages
         replies = []
         for message in messages:
             replies = handle_inbound(services, message)
@@ -89,14 +99,9 @@ def _status_view(slug: str):  # type: ignore[no-untyped-def]
     def view() -> Response:
         services = _services()
         channel = services.channels[slug]
-        webhook = _webhook_request()
-        try:
-            channel.verify(webhook)
-            updates = channel.parse_status(webhook)
-        except Forbidden:
-            return _error(403, "forbidden")
-        except BadRequest as exc:
-            return _error(400, str(exc))
+        updates = _verified(channel, channel.parse_status)
+        if isinstance(updates, Response):
+            return updates
         apply_status(services, updates)
         return _render(channel.respond([]))
 

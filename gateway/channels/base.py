@@ -15,6 +15,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 import phonenumbers
 
 from gateway.messages import Inbound, Outbound, Reply, StatusUpdate, WebhookRequest, WebhookResponse
+from logs import mask_phone  # noqa: F401 - re-exported for the adapters' log lines
 
 
 class BadRequest(Exception):
@@ -96,11 +97,6 @@ def e164(raw: str, field: str) -> str:
     if not phonenumbers.is_possible_number(number):
         raise BadRequest(f"field {field!r} is not a phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def mask_phone(phone: str) -> str:
-    """A phone number safe for logs: country code and last two digits only."""
-    return phone[:4] + "*" * max(len(phone) - 6, 0) + phone[-2:] if len(phone) > 6 else "***"
 
 
 def parse_provider_time(raw: str | None) -> datetime | None:
