@@ -94,7 +94,7 @@ def channel_config(settings: Settings) -> Any:
         twilio_public_url=settings.twilio_public_url,
         telegram_bot_token=settings.telegram_bot_token,
         telegram_webhook_secret=settings.telegram_webhook_secret,
-        telegram_base_url="",
+        telegram_base_url=settings.telegram_api_url,
         send_timeout_seconds=settings.send_timeout_seconds,
     )
 

@@ -54,6 +54,7 @@ class Settings:
     twilio_public_url: str = ""
     telegram_bot_token: str = ""
     telegram_webhook_secret: str = ""
+    telegram_api_url: str = ""  # empty: Telegram's own Bot API; set for a self-hosted Bot API server
     outbound_channel: str = "console"
     send_timeout_seconds: float = 10.0
     sms_per_second: float = 10.0

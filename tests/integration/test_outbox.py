@@ -1,0 +1,137 @@
+"""The outbound pipeline with a real RQ worker: retries with back-off against a provider that fails twice, a job
+that runs twice sends once, permanent failures keep the provider's reason, delivery reports update the row."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select
+
+from app import create_app
+from gateway import outbox
+from gateway.jobs import send_outbound
+from gateway.models import OutboxMessage
+from tests.unit.channels.channel_fakes import FakeProvider, fixture_text, serve
+
+CHAT = "tg:5550001234"
+
+
+@pytest.fixture
+def provider():
+    with serve(FakeProvider()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def telegram_services(app, settings, provider):
+    """Services with Telegram pointed at the loopback fake and a real (asynchronous) RQ queue."""
+    configured = dataclasses.replace(
+        settings, telegram_bot_token="123:abc", telegram_api_url=provider.base_url + "/bot"
+    )
+    services = create_app(configured).extensions["services"]
+    services.queue = Queue("default", connection=services.redis)
+    return services
+
+
+def _queue_one(services, key: str = "reply-1") -> int:
+    with services.transaction() as session:
+        return outbox.queue_message(
+            session, services, channel="telegram", recipient=CHAT, text="Je, una redio?", idempotency_key=key
+        )
+
+
+def _work(services) -> None:
+    SimpleWorker([services.queue], connection=services.redis).work(burst=True, with_scheduler=False)
+
+
+def _release_scheduled(services) -> int:
+    """Move retries scheduled by `Retry(interval=...)` back onto the queue, as the scheduler does when they are due."""
+    registry = ScheduledJobRegistry(queue=services.queue)
+    job_ids = registry.get_job_ids()
+    for job_id in job_ids:
+        registry.remove(job_id)
+        services.queue.enqueue_job(Job.fetch(job_id, connection=services.redis))
+    return len(job_ids)
+
+
+def _row(services, message_id: int) -> OutboxMessage:
+    with services.transaction() as session:
+        return session.get(OutboxMessage, message_id)
+
+
+def test_a_provider_failing_twice_is_retried_with_back_off_and_delivers_once(telegram_services, provider):
+    provider.then(500, '{"ok": false, "description": "Internal Server Error"}')
+    provider.then(502, '{"ok": false, "description": "Bad Gateway"}')
+    provider.then(200, fixture_text("telegram_send_message_ok.json"))
+    message_id = _queue_one(telegram_services)
+
+    _work(telegram_services)
+    assert _row(telegram_services, message_id).status == "queued"
+    assert _release_scheduled(telegram_services) == 1  # the retry waited in the scheduled registry
+    _work(telegram_services)
+    assert _release_scheduled(telegram_services) == 1
+    _work(telegram_services)
+
+    row = _row(telegram_services, message_id)
+    assert row.status == "sent" and row.attempts == 3
+    assert row.provider_message_id
+    assert len(provider.requests) == 3
+
+
+def test_a_job_that_runs_twice_sends_once(telegram_services, provider):
+    provider.then(200, fixture_text("telegram_send_message_ok.json"))
+    message_id = _queue_one(telegram_services)
+    _work(telegram_services)
+    assert send_outbound(message_id) == "sent"  # re-running the job finds it sent
+    assert len(provider.requests) == 1
+
+
+def test_queueing_the_same_reply_twice_stores_and_sends_it_once(telegram_services, provider):
+    provider.then(200, fixture_text("telegram_send_message_ok.json"))
+    first = _queue_one(telegram_services, key="same")
+    second = _queue_one(telegram_services, key="same")
+    _work(telegram_services)
+    assert first == second
+    assert len(provider.requests) == 1
+
+
+def test_a_permanent_failure_is_marked_failed_with_the_providers_reason(telegram_services, provider):
+    provider.then(400, '{"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}')
+    message_id = _queue_one(telegram_services)
+    _work(telegram_services)
+    row = _row(telegram_services, message_id)
+    assert row.status == "failed" and "chat not found" in row.error.lower()
+    assert _release_scheduled(telegram_services) == 0
+
+
+def test_an_africas_talking_delivery_report_updates_the_row(client, services):
+    with services.transaction() as session:
+        session.add(
+            OutboxMessage(
+                idempotency_key="k",
+                channel="at-sms",
+                recipient="+254700000002",
+                text="x",
+                status="sent",
+                provider_message_id="ATXid_f4b2e0c7d9a1",
+            )
+        )
+    response = client.post(
+        "/webhooks/africastalking/delivery",
+        data={
+            "id": "ATXid_f4b2e0c7d9a1",
+            "status": "Failed",
+            "phoneNumber": "+254700000002",
+            "networkCode": "63902",
+            "failureReason": "UserInBlackList",
+            "retryCount": "0",
+        },
+    )
+    assert response.status_code == 200
+    with services.transaction() as session:
+        row = session.scalars(select(OutboxMessage)).one()
+        assert row.status == "failed" and "UserInBlackList" in row.error
