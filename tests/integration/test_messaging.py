@@ -209,3 +209,55 @@ def test_telegram_links_a_chat_by_shared_contact_then_serves_the_menu(database_u
         row = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
         assert row.choices  # options become buttons
     assert json.dumps(row.choices)
+
+
+def test_consent_by_sms_keywords_in_any_language_grants_revokes_and_grants_again(client, services, people, run_jobs):
+    from consent.models import ConsentEvent
+
+    for word in ("NDIO", "non", "Sí"):
+        at_sms(client, CLIENT_PHONE, word)
+    run_jobs()
+    with services.transaction() as session:
+        events = session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+        assert [event.granted for event in events] == [True, False, True]
+        assert {event.channel for event in events} == {"at-sms"}
+        assert all(event.provider_message_id for event in events)
+    assert "lenders" in outbox_texts(services, CLIENT_PHONE)[-1]
+
+
+def test_stop_does_not_change_data_sharing_consent(client, services, people):
+    from consent.service import is_sharing
+
+    at_sms(client, CLIENT_PHONE, "YES")
+    at_sms(client, CLIENT_PHONE, "STOP")
+    with services.transaction() as session:
+        assert is_sharing(session, people) is True
+        assert session.get(Client, people).message_opt_out is True
+
+
+def test_consent_over_telegram_buttons(database_url, services, people):
+    from app import create_app
+    from consent.models import ConsentEvent
+
+    app = create_app(Settings(app_env="test", database_url=database_url, telegram_webhook_secret="tg-secret"))
+    http = app.test_client()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "tg-secret"}
+    contact = {"phone_number": CLIENT_PHONE.lstrip("+"), "first_name": "J", "user_id": 42}
+    http.post("/webhooks/telegram", json=_telegram_update(1, 42, contact=contact), headers=headers)
+    http.post("/webhooks/telegram", json=_telegram_update(2, 42, text="5"), headers=headers)
+    screen = outbox_texts(services, "tg:42")[-1]
+    assert "lenders" in screen.lower() or "share" in screen.lower()
+    callback = {
+        "update_id": 3,
+        "callback_query": {
+            "id": "cb1",
+            "data": "1",
+            "chat_instance": "x",
+            "from": {"id": 42, "is_bot": False, "first_name": "J"},
+            "message": {"message_id": 9, "date": 1700000000, "chat": {"id": 42, "type": "private"}},
+        },
+    }
+    http.post("/webhooks/telegram", json=callback, headers=headers)
+    with services.transaction() as session:
+        events = session.scalars(select(ConsentEvent)).all()
+        assert [(event.granted, event.channel) for event in events] == [(True, "telegram")]
