@@ -271,6 +271,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=240, help="time cap of each load run")
     parser.add_argument("--profile-sessions", type=int, default=20, help="surveys to profile (0: skip)")
     args = parser.parse_args()
+    common.exit_on_sigterm()
     print(f"machine: {common.machine_note()}")
     ok = True
     with tempfile.TemporaryDirectory() as folder:

@@ -75,6 +75,15 @@ def guard_loopback() -> None:
     socket.socket._bench_guarded = True  # type: ignore[attr-defined]
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so the context managers stop the processes this benchmark started."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 # --- databases ------------------------------------------------------------------------------------------------
 
 
@@ -303,7 +312,8 @@ def worker_main(simple: bool = True, burst: bool = False) -> None:
     services = bootstrap.build(settings)
     use_fake_telegram(services)
     worker_class = SimpleWorker if simple else HerokuWorker
-    worker_class([services.queue], connection=services.redis).work(burst=burst, with_scheduler=False)
+    worker = worker_class([services.queue], connection=services.redis)
+    worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)
 
 
 # --- the fake Telegram Bot API ----------------------------------------------------------------------------------
