@@ -10,6 +10,7 @@ import click
 from rq.worker import HerokuWorker
 
 import bootstrap
+from feeds.schedule import ensure_daily
 from logs import configure_logging
 from settings import Settings
 
@@ -22,13 +23,5 @@ def worker_command(burst: bool) -> None:
         raise click.ClickException("REDIS_URL is not set: without Redis, jobs run inline in the web process")
     configure_logging(settings.log_level)
     services = bootstrap.build(settings)
-    _schedule_daily_feed(services)
+    ensure_daily(services)  # the portal feed's daily run; a no-op when it is already scheduled
     HerokuWorker([services.queue], connection=services.redis).work(with_scheduler=True, burst=burst)
-
-
-def _schedule_daily_feed(services: bootstrap.Services) -> None:
-    try:
-        from feeds.schedule import ensure_daily
-    except ImportError:
-        return
-    ensure_daily(services)

@@ -25,6 +25,7 @@ from bootstrap import Services
 from conversations import effects as fx
 from conversations.dialogue import ClientRef, Context, EffectResult, State
 from conversations.scripts import survey_script
+from feeds.schedule import survey_changed
 from gateway.messages import Inbound, Reply
 from gateway.models import SeenMessage
 from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for, normalise_locale
@@ -252,16 +253,8 @@ def _submit_survey(runner: _EffectRunner, effect: Any) -> EffectResult:
         logger.warning("survey not saved: %s", exc)
         return EffectResult("service_unavailable")
     runner.drafts.discard(effect.client_id, effect.mode)
-    _survey_changed(runner.services)
+    survey_changed(runner.services)  # the portal feed is rebuilt, debounced
     return EffectResult("survey_submitted", {"band": response.band, "headline_score": response.headline_score})
-
-
-def _survey_changed(services: Services) -> None:
-    try:
-        from feeds.schedule import survey_changed
-    except ImportError:  # the feed is optional in a build without a portal
-        return
-    survey_changed(services)
 
 
 def _find_client(runner: _EffectRunner, effect: Any) -> EffectResult:
