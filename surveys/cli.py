@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from accounts.models import Client, Office
 from bootstrap import Services
 from db import utcnow
+from feeds.schedule import survey_changed
 from scoring.loader import load_scorecard
 from scoring.scorecard import Band, Bands, Scorecard
 from surveys import service
@@ -292,6 +293,7 @@ def record_command(who: str, answers: str, collected: datetime | None, officer: 
             )
         )
         message = f"Survey {recorded.id} recorded: {_result_text(recorded)}"
+    survey_changed(_services())
     click.echo(message)
 
 
@@ -313,6 +315,7 @@ def edit_command(survey_id: int, answers: str, collected: datetime | None) -> No
             )
         )
         message = f"Survey {edited.id} rescored: {_result_text(edited)}"
+    survey_changed(_services())
     click.echo(message)
 
 
@@ -322,6 +325,7 @@ def edit_command(survey_id: int, answers: str, collected: datetime | None) -> No
 def delete_command(survey_id: int) -> None:
     with _unit_of_work() as session:
         _guarded(lambda: service.delete_survey(session, survey_id, now=utcnow()))
+    survey_changed(_services())
     click.echo(f"Survey {survey_id} deleted.")
 
 
