@@ -92,9 +92,9 @@ def _handle(services: Services, inbound: Inbound, now: datetime) -> list[Reply]:
                     replies=replies,
                     key_prefix=f"{inbound.channel}:{inbound.provider_message_id or uuid.uuid4().hex}",
                 )
-        if live is None or (replies and replies[-1].final and ussd):
+        if live is None:
             store.discard(session_key)
-        else:
+        else:  # an ended USSD session keeps its last screen until the TTL, for a gateway's retry of the last hop
             live.last_input_digest = digest
             live.last_response = [_reply_to_json(reply) for reply in replies]
             store.save(session_key, live)

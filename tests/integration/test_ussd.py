@@ -236,3 +236,13 @@ def test_a_client_reading_a_language_without_an_overlay_gets_the_published_quest
         make_client(session, external_id="C0003", phones=[PHONE], language="fr")
     first_question = _open_survey(Phone(client))
     assert first_question.startswith("CON 1/10 ") and "Mombasa" in first_question
+
+
+def test_a_repeated_final_hop_gets_the_same_end_screen_and_saves_one_survey(client, services, survey_client):
+    phone = Phone(client)
+    _answer_whole_survey(phone, _open_survey(phone))
+    done = phone.send("1")
+    assert done.startswith("END ")
+    assert phone.repeat_last_hop() == done
+    with services.transaction() as session:
+        assert len(session.scalars(select(SurveyResponse)).all()) == 1
