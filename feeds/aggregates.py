@@ -33,6 +33,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.orm import Session, aliased
@@ -113,9 +114,18 @@ def compute_levels(
         raise AggregateError(f"period must be one of {', '.join(PERIOD_KINDS)}, not {period_kind!r}")
     _check_levels(session, levels)
     ordinals = [period_ordinal(label, period_kind) for label in periods] if periods is not None else None
+    _tune_postgresql(session)
     rows = session.execute(_statement(levels, period_kind, ordinals, scope)).all()
     cells = _cells_from_rows(rows, period_kind, k)
     return {level: cells.get(level, []) for level in levels}
+
+
+def _tune_postgresql(session: Session) -> None:
+    """For this transaction only: the CTE row estimates are poor, which makes PostgreSQL JIT-compile for seconds,
+    and the window sorts and hash aggregates spill to disk at the default work_mem."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
 
 
 def office_levels(session: Session) -> list[str]:
@@ -183,7 +193,7 @@ def _dimension(level: str) -> str:
     return level if level in OTHER_LEVELS else "office"
 
 
-def _statement(levels: Sequence[str], period_kind: str, ordinals: list[int] | None, scope: Scope | None) -> Select:
+def _statement(levels: Sequence[str], period_kind: str, ordinals: list[int] | None, scope: Scope | None) -> Select[Any]:
     facts = _facts(period_kind, scope)
     dimensions = sorted({_dimension(level) for level in levels})
     partials = _partials(facts, _members(dimensions), ordinals).cte("partials")
@@ -209,7 +219,6 @@ def _facts(period_kind: str, scope: Scope | None) -> Any:
     ordinal = _ordinal_expression(survey.c.date_collected, period_kind).label("ord")
     in_period = (survey.c.client_id, ordinal)
     by_date = (survey.c.date_collected, survey.c.id)
-    history = {"partition_by": survey.c.client_id, "order_by": by_date}
     ranked_query = select(
         survey.c.id,
         survey.c.client_id,
@@ -220,14 +229,13 @@ def _facts(period_kind: str, scope: Scope | None) -> Any:
         .over(partition_by=in_period, order_by=(survey.c.date_collected.desc(), survey.c.id.desc()))
         .label("rn"),
         func.count().over(partition_by=in_period).label("n_surveys"),
-        func.first_value(survey.c.band).over(**history).label("first_band"),
-        func.first_value(survey.c.id).over(**history).label("first_id"),
+        func.first_value(survey.c.band).over(partition_by=survey.c.client_id, order_by=by_date).label("first_band"),
+        func.first_value(survey.c.id).over(partition_by=survey.c.client_id, order_by=by_date).label("first_id"),
     )
     scoped = _scoped_clients(scope)
     if scoped is not None:
         ranked_query = ranked_query.where(survey.c.client_id.in_(scoped))
     ranked = ranked_query.cte("ranked")
-    previous = {"partition_by": ranked.c.client_id, "order_by": ranked.c.ord}
     return (
         select(
             ranked.c.id,
@@ -238,15 +246,15 @@ def _facts(period_kind: str, scope: Scope | None) -> Any:
             ranked.c.n_surveys,
             ranked.c.first_band,
             ranked.c.first_id,
-            func.lag(ranked.c.band).over(**previous).label("prev_band"),
-            func.lag(ranked.c.ord).over(**previous).label("prev_ord"),
+            func.lag(ranked.c.band).over(partition_by=ranked.c.client_id, order_by=ranked.c.ord).label("prev_band"),
+            func.lag(ranked.c.ord).over(partition_by=ranked.c.client_id, order_by=ranked.c.ord).label("prev_ord"),
         )
         .where(ranked.c.rn == 1)
         .cte("facts")
     )
 
 
-def _scoped_clients(scope: Scope | None) -> Select | None:
+def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
     if scope is None or (scope.funds is None and scope.offices is None):
         return None
     query = select(Client.id)
@@ -265,6 +273,7 @@ def _members(dimensions: Iterable[str]) -> Any:
     """(dim, key, client_id): which key of each dimension a client counts under."""
     parts = []
     for dimension in dimensions:
+        key: Any
         if dimension == "office":
             key, client_id, present = Client.office_id, Client.id, Client.office_id.is_not(None)
         elif dimension == "officer":
@@ -279,12 +288,17 @@ def _members(dimensions: Iterable[str]) -> Any:
 
 def _partials(facts: Any, members: Any, ordinals: list[int] | None) -> Any:
     """Additive sums per (dim, key, period, kind, a, b); kind is base | band | first | previous | line."""
-    joined = facts.join(members, members.c.cid == facts.c.client_id)
-    keys = (members.c.dim, members.c.key, facts.c.ord)
-    window = [facts.c.ord.in_(ordinals)] if ordinals is not None else []
+    joined_query = select(members.c.dim, members.c.key, *facts.c).join_from(
+        facts, members, members.c.cid == facts.c.client_id
+    )
+    if ordinals is not None:
+        joined_query = joined_query.where(facts.c.ord.in_(ordinals))
+    joined = joined_query.cte("joined")  # computed once, read by every part below
+    keys = (joined.c.dim, joined.c.key, joined.c.ord)
     no_text = cast(null(), String)
+    zero = literal(0)
 
-    def part(kind: str, a: Any, b: Any, surveys: Any, value_sum: Any, value_n: Any, *where: Any) -> Select:
+    def part(kind: str, a: Any, b: Any, surveys: Any, value_sum: Any, value_n: Any, *where: Any) -> Select[Any]:
         labels = [column for column in (a, b) if column is not no_text]
         return (
             select(
@@ -297,80 +311,82 @@ def _partials(facts: Any, members: Any, ordinals: list[int] | None) -> Any:
                 value_sum.label("value_sum"),
                 value_n.label("value_n"),
             )
-            .select_from(joined)
-            .where(*window, *where)
+            .where(*where)
             .group_by(*keys, *labels)
         )
 
-    zero = literal(0)
-    score = cast(facts.c.headline_score, Integer)
-    base = part("base", no_text, no_text, func.sum(facts.c.n_surveys), func.sum(score), func.count(score))
-    bands = part("band", facts.c.band, no_text, zero, zero, zero, facts.c.band.is_not(None))
-    since_first = part(
-        "first",
-        facts.c.first_band,
-        facts.c.band,
-        zero,
-        zero,
-        zero,
-        facts.c.first_id != facts.c.id,
-        facts.c.first_band.is_not(None),
-        facts.c.band.is_not(None),
-    )
-    previous = part(
-        "previous",
-        facts.c.prev_band,
-        facts.c.band,
-        zero,
-        zero,
-        zero,
-        facts.c.prev_ord == facts.c.ord - 1,
-        facts.c.prev_band.is_not(None),
-        facts.c.band.is_not(None),
-    )
+    score = cast(joined.c.headline_score, Integer)
+    has_band = joined.c.band.is_not(None)
     line = SurveyLineResult.__table__
-    lines = (
-        select(
-            *keys,
-            literal("line"),
-            line.c.line_slug,
-            no_text,
-            func.count(),
+    return union_all(
+        part("base", no_text, no_text, func.sum(joined.c.n_surveys), func.sum(score), func.count(score)),
+        part("band", joined.c.band, no_text, zero, zero, zero, has_band),
+        part(
+            "first",
+            joined.c.first_band,
+            joined.c.band,
             zero,
-            func.sum(line.c.likelihood),
-            func.count(line.c.likelihood),
-        )
-        .select_from(joined.join(line, line.c.survey_id == facts.c.id))
-        .where(*window)
-        .group_by(*keys, line.c.line_slug)
+            zero,
+            zero,
+            joined.c.first_id != joined.c.id,
+            joined.c.first_band.is_not(None),
+            has_band,
+        ),
+        part(
+            "previous",
+            joined.c.prev_band,
+            joined.c.band,
+            zero,
+            zero,
+            zero,
+            joined.c.prev_ord == joined.c.ord - 1,
+            joined.c.prev_band.is_not(None),
+            has_band,
+        ),
+        part(
+            "line", line.c.line_slug, no_text, zero, func.sum(line.c.likelihood), func.count(line.c.likelihood)
+        ).select_from(joined.join(line, line.c.survey_id == joined.c.id)),
     )
-    return union_all(base, bands, since_first, previous, lines)
 
 
 def _groups(levels: Sequence[str], scope: Scope | None) -> Any:
     """(level, dim, key, group_id, group_name): the group of each requested level a dimension key rolls up into."""
+    closure = _office_ancestors()
     parts = []
     for level in levels:
         if level in OTHER_LEVELS:
             parts.append(_other_groups(level, scope))
-            continue
-        office, group = aliased(Office), aliased(Office)
-        query = select(
-            literal(level).label("level"),
-            literal("office").label("dim"),
-            office.id.label("key"),
-            (group.external_id if level != ALL_LEVEL else literal(ALL_LEVEL)).label("group_id"),
-            (group.name if level != ALL_LEVEL else literal("All clients")).label("group_name"),
-        )
-        if level == ALL_LEVEL:
-            parts.append(query.select_from(office))
+        elif level == ALL_LEVEL:
+            everyone = (literal(ALL_LEVEL).label("group_id"), literal("All clients").label("group_name"))
+            parts.append(
+                select(literal(level).label("level"), literal("office").label("dim"), Office.id.label("key"), *everyone)
+            )
         else:
-            parts.append(query.join(group, and_(group.level == level, office.path.startswith(group.path))))
+            group = aliased(Office)
+            parts.append(
+                select(
+                    literal(level).label("level"),
+                    literal("office").label("dim"),
+                    closure.c.office_id.label("key"),
+                    group.external_id.label("group_id"),
+                    group.name.label("group_name"),
+                ).join(group, and_(group.id == closure.c.ancestor_id, group.level == level))
+            )
     return union_all(*parts) if len(parts) > 1 else parts[0]
 
 
-def _other_groups(level: str, scope: Scope | None) -> Select:
-    table = {"officer": Staff, "fund": Fund, "product": LoanProduct}[level]
+def _office_ancestors() -> Any:
+    """(office_id, ancestor_id) for every office and each office above it, itself included: a recursive walk up
+    `parent_id`, a few rows per office. (A `path LIKE ancestor.path || '%'` join would compare every pair.)"""
+    start = select(Office.id.label("office_id"), Office.id.label("ancestor_id"), Office.parent_id.label("up"))
+    closure = start.cte("office_ancestors", recursive=True)
+    parent = aliased(Office)
+    step = select(closure.c.office_id, parent.id, parent.parent_id).join(parent, parent.id == closure.c.up)
+    return closure.union_all(step)
+
+
+def _other_groups(level: str, scope: Scope | None) -> Select[Any]:
+    table: Any = {"officer": Staff, "fund": Fund, "product": LoanProduct}[level]
     query = select(
         literal(level).label("level"),
         literal(level).label("dim"),

@@ -7,13 +7,14 @@ import json
 import click
 from flask.cli import with_appcontext
 
+from bootstrap import Services
 from db import utcnow
 from feeds import delivery, document, jobs, schedule
 from feeds.delivery import Outcome
 from feeds.models import FeedDelivery
 
 
-def _services():  # type: ignore[no-untyped-def]
+def _services() -> Services:
     from cli import services
 
     return services()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from feeds import signing
@@ -119,7 +119,8 @@ def record(session: Session, claim: Claim, error: str | None, *, now: datetime, 
 
 def backoff(attempts: int) -> timedelta:
     """Wait after the `attempts`-th failure: 1, 2, 4, 8 ... minutes, at most 24 hours."""
-    return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
+    delay: timedelta = FIRST_BACKOFF * 2 ** max(attempts - 1, 0)
+    return min(delay, MAX_BACKOFF)
 
 
 def due_ids(session: Session, *, now: datetime) -> list[int]:
@@ -146,5 +147,5 @@ def recent(session: Session, limit: int = 20) -> list[FeedDelivery]:
     return list(session.scalars(select(FeedDelivery).order_by(FeedDelivery.id.desc()).limit(limit)))
 
 
-def _is_due(now: datetime) -> object:
+def _is_due(now: datetime) -> ColumnElement[bool]:
     return or_(FeedDelivery.next_attempt_at.is_(None), FeedDelivery.next_attempt_at <= now)

@@ -182,7 +182,7 @@ def _band_chart(cells: list[Cell], periods: list[str], bands: list[str]) -> Any:
     if not order:
         return None
     rank = {band: position for position, band in enumerate(order)}
-    points = []
+    points: list[charts.BandPeriod | None] = []
     for period in periods:
         cell = by_period.get(period)
         if cell is None:
