@@ -358,7 +358,7 @@ SAMPLES = {"id": "C0002", "score": "31", "band": BAND, "problems": "Q3: reply 1-
 
 def render(translate: Translate, msgid: str, plural: str | None) -> list[str]:
     names = {name for name in ("id", "score", "band", "problems", "codes") if f"%({name})s" in msgid}
-    params = {name: SAMPLES[name] for name in names}
+    params: dict[str, Any] = {name: SAMPLES[name] for name in names}
     if plural is not None:
         return [translate(msgid, plural=plural, n=n, **params) for n in (0, 1, 2, 5, 11, 100)]
     return [translate(msgid, **params)]

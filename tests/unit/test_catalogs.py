@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from babel.messages.catalog import Catalog, Message
@@ -56,7 +57,8 @@ def entries(locale: str) -> Iterator[Message]:
 
 
 def forms(message: Message) -> tuple[str, ...]:
-    return tuple(message.string) if isinstance(message.string, list | tuple) else (message.string,)
+    string = message.string
+    return tuple(str(form) for form in string) if isinstance(string, list | tuple) else (str(string or ""),)
 
 
 def test_template_is_current(found: list[str]) -> None:
@@ -103,10 +105,10 @@ def test_translations_keep_every_placeholder(locale: str) -> None:
             for form in forms(message):
                 assert set(PLACEHOLDER.findall(form)) - {"n"} == expected, (message.id, form)
         else:
-            assert set(PLACEHOLDER.findall(message.string)) == set(PLACEHOLDER.findall(message.id)), message.id
+            assert set(PLACEHOLDER.findall(forms(message)[0])) == set(PLACEHOLDER.findall(str(message.id))), message.id
 
 
-def sample_params(text: str) -> dict[str, object]:
+def sample_params(text: str) -> dict[str, Any]:
     """A realistic value for every placeholder of `text` (numbers for %(x)d)."""
     return {name: 3 if kind == "d" else SAMPLE_VALUES.get(name, "ABC") for name, kind in PLACEHOLDER_KIND.findall(text)}
 
