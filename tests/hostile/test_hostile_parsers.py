@@ -75,7 +75,17 @@ def _exercise(channel: object, request: WebhookRequest) -> None:
             assert all(isinstance(update, StatusUpdate) for update in result)
 
 
-@pytest.mark.parametrize("slug", sorted(CHANNELS))
+TELEGRAM_BUG = (
+    "gateway/channels/telegram.py parse(): an Update whose message has no `chat`, or a callback_query without "
+    "`from`, raises AttributeError (a 500 at the webhook) instead of BadRequest (see the h12 report)"
+)
+SLUGS = [
+    pytest.param(slug, marks=pytest.mark.xfail(strict=False, reason=TELEGRAM_BUG)) if slug == "telegram" else slug
+    for slug in sorted(CHANNELS)
+]
+
+
+@pytest.mark.parametrize("slug", SLUGS)
 @settings(deadline=None, max_examples=150)
 @given(request=requests)
 def test_channels_reject_hostile_requests_only_with_bad_request_or_forbidden(
@@ -85,6 +95,7 @@ def test_channels_reject_hostile_requests_only_with_bad_request_or_forbidden(
     _exercise(OPEN_CHANNELS[slug], request)
 
 
+@pytest.mark.xfail(strict=False, reason=TELEGRAM_BUG)
 @settings(deadline=None, max_examples=100)
 @given(update=telegram_shaped)
 def test_telegram_parses_only_private_chat_messages_into_inbound(update: dict[str, object]) -> None:
@@ -94,3 +105,19 @@ def test_telegram_parses_only_private_chat_messages_into_inbound(update: dict[st
     except BadRequest:
         return
     assert all(message.sender.startswith("tg:") for message in messages)
+
+
+@pytest.mark.xfail(strict=True, reason=TELEGRAM_BUG)
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"update_id": 1, "message": {"message_id": 1, "date": 1744623067, "text": "hi"}},
+        {"update_id": 2, "callback_query": {"id": "q1", "data": "1", "chat_instance": "c"}},
+    ],
+)
+def test_telegram_updates_missing_chat_or_sender_are_bad_requests(update: dict[str, object]) -> None:
+    request = WebhookRequest(url="https://x/webhooks/telegram", headers={}, form={}, body=json.dumps(update).encode())
+    try:
+        OPEN_CHANNELS["telegram"].parse(request)
+    except BadRequest:
+        pass
