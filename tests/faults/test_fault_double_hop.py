@@ -82,11 +82,6 @@ def test_a_submission_arriving_twice_at_once_saves_one_survey(two_web_processes)
         assert session.scalar(select(func.count()).select_from(ConversationDraft)) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conversations/service.py discards the live session on a final USSD reply, so the racing copy of the "
-    "last hop starts a new session and gets the main menu instead of the same END screen (see the h12 report)",
-)
 def test_a_submission_arriving_twice_at_once_shows_both_the_same_end_screen(two_web_processes):
     first, _second = two_web_processes
     done = _race(two_web_processes, _answer_all_but_submit(first) + "*1")
