@@ -10,7 +10,9 @@ import logging
 import re
 
 PHONE_PATTERN = re.compile(r"\+?\d[\d ]{7,}(\d{3})")
-USSD_TEXT_PATTERN = re.compile(r"(text=)[^&\s]*")
+SECRET_QUERY_PATTERN = re.compile(r"((?:text|token)=)[^&\s]*")  # AT's cumulative input (holds PINs), webhook tokens
+BOT_TOKEN_PATTERN = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+")  # Telegram Bot API URLs carry the bot token
+CHATTY_LIBRARIES = ("httpx", "httpcore", "telegram", "urllib3")  # they log request URLs, credentials included
 
 
 def mask_phone(phone: str | None) -> str:
@@ -22,7 +24,8 @@ def mask_phone(phone: str | None) -> str:
 
 
 def redact(message: str) -> str:
-    message = USSD_TEXT_PATTERN.sub(r"\1[redacted]", message)
+    message = SECRET_QUERY_PATTERN.sub(r"\1[redacted]", message)
+    message = BOT_TOKEN_PATTERN.sub(r"\1[redacted]", message)
     return PHONE_PATTERN.sub(lambda m: "+…" + m.group(1), message)
 
 
@@ -45,3 +48,5 @@ def configure_logging(level: str = "INFO") -> None:
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -34,6 +34,10 @@ MAX_EFFECT_ROUNDS = 12
 MESSAGE_SESSION_TTL_SECONDS = 24 * 3600
 
 
+class BackingServiceDown(Exception):
+    """Redis or the database failed while handling a message that the provider can deliver again later."""
+
+
 @dataclass
 class Caller:
     """Who is on the line, resolved from the phone number."""
@@ -51,6 +55,8 @@ def handle_inbound(services: Services, inbound: Inbound, *, now: datetime | None
         return _handle(services, inbound, now)
     except (redis.exceptions.RedisError, OperationalError) as exc:
         logger.warning("backing service unavailable on %s: %s", inbound.channel, type(exc).__name__)
+        if not services.channels[inbound.channel].synchronous:
+            raise BackingServiceDown(inbound.channel) from exc  # refuse it, so the provider sends it again
         translate = gettext_for(services.settings.default_locale)
         return [Reply(translate("Service unavailable, please try again later. Your answers are saved."), final=True)]
     except Exception:
@@ -121,8 +127,8 @@ def _converse(
     runner = _EffectRunner(services, session, inbound, caller, now)
     finished = False
     for event in events:
-        state, produced, finished = runner.run(state, event)
-        replies.extend(produced)
+        # Only the last event's screen is shown: a hop answers with one screen, and one SMS reply per message.
+        state, replies, finished = runner.run(state, event)
         if finished:
             break
     live.state = state.to_json() if state is not None and not finished else {}
@@ -140,7 +146,8 @@ def _events(inbound: Inbound, live: LiveSession | None) -> list[Any]:
             return [Start()] if _is_greeting(inbound.text) else [Start(), UserInput(inbound.text)]
         return [UserInput(inbound.text)]
     if live is None or not live.state:
-        return [Start()] + ([UserInput(inbound.text)] if inbound.text else [])
+        # A direct dial (`*384*123*1#` sends "1") or a session whose live state was lost: replay each input.
+        return [Start()] + [UserInput(part) for part in inbound.text.split("*")] if inbound.text else [Start()]
     fresh = inbound.text[live.consumed :] if len(inbound.text) >= live.consumed else inbound.text
     return [UserInput(fresh[1:] if fresh.startswith("*") else fresh)]
 

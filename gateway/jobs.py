@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -34,8 +35,7 @@ def send_outbound(message_id: int) -> str:
             return "missing"
         if message.status != "queued":
             if message.status == "sending":
-                message.status = "unknown"
-                message.error = "worker stopped while sending; not resent to avoid a duplicate"
+                return _abandoned_or_in_progress(session, message, services.settings.send_timeout_seconds)
             return message.status
         claimed = _rows_changed(
             session.execute(
@@ -66,6 +66,24 @@ def send_outbound(message_id: int) -> str:
         )
     logger.info("sent outbox %s on %s to %s", message_id, outbound.channel, mask_phone(outbound.recipient))
     return "sent"
+
+
+def _abandoned_or_in_progress(session: Any, message: OutboxMessage, send_timeout_seconds: float) -> str:
+    """A row still `sending` is either being sent by another job right now, or was left by a worker that died
+    mid-send. Only a claim older than twice the send timeout is the latter: mark it `unknown`, never resend."""
+    stale_before = utcnow() - timedelta(seconds=2 * send_timeout_seconds)
+    marked = _rows_changed(
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message.id,
+                OutboxMessage.status == "sending",
+                OutboxMessage.updated_at < stale_before,
+            )
+            .values(status="unknown", error="worker stopped while sending; not resent to avoid a duplicate")
+        )
+    )
+    return "unknown" if marked else "in progress"
 
 
 def _record_failure(services: bootstrap.Services, message_id: int, error: SendError) -> str:

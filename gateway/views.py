@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, current_app, request
 
 from bootstrap import Services
-from conversations.service import handle_inbound
+from conversations.service import BackingServiceDown, handle_inbound
 from gateway.channels import BadRequest, Forbidden
 from gateway.jobs import apply_status
 from gateway.messages import WebhookRequest, WebhookResponse
@@ -76,7 +76,10 @@ def _messages_view(slug: str):  # type: ignore[no-untyped-def]
             return messages
         replies = []
         for message in messages:
-            replies = handle_inbound(services, message)
+            try:
+                replies = handle_inbound(services, message)
+            except BackingServiceDown:
+                return _error(503, "temporarily unavailable, retry later")
             _acknowledge_button(channel, message)
         return _render(channel.respond(replies if channel.synchronous else []))
 

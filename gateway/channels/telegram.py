@@ -84,6 +84,8 @@ class Telegram:
         if update.callback_query is not None:
             return self._parse_callback(update)
         message = update.message
+        if message is not None and getattr(message, "chat", None) is None:
+            raise BadRequest("message without a chat")
         if message is None or message.chat.type != telegram.constants.ChatType.PRIVATE:
             return []  # edits, channel posts, group chats, membership changes: nothing to answer
         sender = SENDER_PREFIX + str(message.chat.id)
@@ -102,7 +104,14 @@ class Telegram:
     def _parse_callback(self, update: telegram.Update) -> list[Inbound]:
         query = update.callback_query
         assert query is not None
-        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        chat = getattr(query.message, "chat", None) if query.message is not None else None
+        user = getattr(query, "from_user", None)
+        if chat is not None:
+            chat_id = chat.id
+        elif user is not None:
+            chat_id = user.id
+        else:
+            raise BadRequest("callback query without a chat or a sender")
         sender = SENDER_PREFIX + str(chat_id)
         return [
             Inbound(

@@ -80,11 +80,6 @@ def test_postgres_dies_and_comes_back_without_losing_or_doubling_rows(app_on_pri
         assert session.scalars(select(ConversationDraft)).one().answers == {"0": 2, "1": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/views.py acknowledges an SMS with 200 while the database is down, so the provider never "
-    "re-sends it and the message is lost (see the h12 report)",
-)
 def test_an_sms_arriving_while_postgres_is_down_is_refused_so_the_provider_sends_it_again(
     app_on_private_servers, private_postgres
 ):

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from rq.job import Job
+from sqlalchemy import update
 
 from bootstrap import Services
+from db import utcnow
 from gateway import outbox
 from gateway.models import OutboxMessage
 from tests.faults.fault_kit import PostgresServer, RedisServer, build_app
@@ -134,7 +137,12 @@ def test_a_worker_killed_mid_send_is_not_followed_by_a_second_send(
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=WAIT_SECONDS)
 
-    # Later, RQ notices the job was abandoned (its worker's heartbeat is gone) and schedules a retry.
+    # Later (minutes: the worker's heartbeat TTL), RQ notices the job was abandoned and schedules a retry. The row's
+    # claim is by then older than any send could take, which is what tells the retry the first send was cut off.
+    with services.transaction() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(updated_at=utcnow() - timedelta(hours=1))
+        )
     queue = services.queue
     queue.started_job_registry.cleanup(timestamp=time.time() + 24 * 3600)
     for job_id in queue.scheduled_job_registry.get_job_ids():

@@ -75,14 +75,7 @@ def _exercise(channel: object, request: WebhookRequest) -> None:
             assert all(isinstance(update, StatusUpdate) for update in result)
 
 
-TELEGRAM_BUG = (
-    "gateway/channels/telegram.py parse(): an Update whose message has no `chat`, or a callback_query without "
-    "`from`, raises AttributeError (a 500 at the webhook) instead of BadRequest (see the h12 report)"
-)
-SLUGS = [
-    pytest.param(slug, marks=pytest.mark.xfail(strict=False, reason=TELEGRAM_BUG)) if slug == "telegram" else slug
-    for slug in sorted(CHANNELS)
-]
+SLUGS = sorted(CHANNELS)
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -95,7 +88,6 @@ def test_channels_reject_hostile_requests_only_with_bad_request_or_forbidden(
     _exercise(OPEN_CHANNELS[slug], request)
 
 
-@pytest.mark.xfail(strict=False, reason=TELEGRAM_BUG)
 @settings(deadline=None, max_examples=100)
 @given(update=telegram_shaped)
 def test_telegram_parses_only_private_chat_messages_into_inbound(update: dict[str, object]) -> None:
@@ -107,7 +99,6 @@ def test_telegram_parses_only_private_chat_messages_into_inbound(update: dict[st
     assert all(message.sender.startswith("tg:") for message in messages)
 
 
-@pytest.mark.xfail(strict=True, reason=TELEGRAM_BUG)
 @pytest.mark.parametrize(
     "update",
     [

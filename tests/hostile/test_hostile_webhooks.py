@@ -130,19 +130,11 @@ def test_random_telegram_messages_never_fail(client, people, text, chat):
     assert response.status_code == 200
 
 
-SCREEN_BUDGET_BUG = (
-    "conversations/service.py: a USSD hop with text but no live state (direct dial *384*1#, a hop after END, live "
-    "state lost) runs Start and the input in one hop and joins both screens, over the 182-character budget"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SCREEN_BUDGET_BUG)
 def test_a_direct_dial_with_a_menu_choice_shows_only_the_chosen_screen(client, people):
     screen = _ussd(client, "direct-dial", CLIENT_PHONE, "1", check_budget=True)  # *384*123*1#
     assert screen.startswith("CON 1/10 ")
 
 
-@pytest.mark.xfail(strict=True, reason=SCREEN_BUDGET_BUG)
 def test_a_hop_after_the_live_state_is_lost_shows_one_screen_that_fits(client, people, services):
     _ussd(client, "lost-state", CLIENT_PHONE, "")
     _ussd(client, "lost-state", CLIENT_PHONE, "1")
@@ -150,7 +142,6 @@ def test_a_hop_after_the_live_state_is_lost_shows_one_screen_that_fits(client, p
     _ussd(client, "lost-state", CLIENT_PHONE, "1*2", check_budget=True)
 
 
-@pytest.mark.xfail(strict=True, reason="gateway/channels/telegram.py: an Update without `chat` escapes as a 500")
 def test_a_telegram_update_without_a_chat_is_not_a_server_error(client):
     headers = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, "Content-Type": "application/json"}
     update = {"update_id": 1, "message": {"message_id": 1, "date": 1744623067, "text": "hi"}}

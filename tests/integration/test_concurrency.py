@@ -82,11 +82,6 @@ def test_one_outbox_row_sent_by_two_jobs_at_once_reaches_the_provider_once(servi
     assert len(services.channels["console"].messages_to(PHONE)) == 1
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: it fails only when the second job reads the row while the first is sending
-    reason="gateway/jobs.py marks a row it finds in `sending` as `unknown` even while another job is still sending "
-    "it, and may overwrite the `sent` written meanwhile (see the h12 report)",
-)
 def test_one_outbox_row_sent_by_two_jobs_at_once_ends_sent(services):
     message_id, _results = _send_one_row_twice_at_once(services)
     with services.transaction() as session:

@@ -146,22 +146,12 @@ def _not_from_the_test_client(lines: list[str]) -> list[str]:
     return [line for line in lines if " httpx " not in line]  # the test's own HTTP client logs its URLs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logs.redact masks `text=` but not `token=`: the AT webhook token in the callback URL reaches the "
-    "werkzeug access log (see the h12 report)",
-)
 def test_the_webhook_token_never_reaches_the_access_log(services, server_url, recorder):
     UssdPhone(server_url).dial()
     assert any("werkzeug" in line for line in recorder.lines)
     assert not [line for line in _not_from_the_test_client(recorder.lines) if TOKEN in line]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="httpx logs every request URL at INFO, and the Bot API URL holds the bot token; the app does not quiet "
-    "the httpx logger (see the h12 report)",
-)
 def test_the_telegram_bot_token_never_reaches_the_logs(recorder):
     from gateway.channels.telegram import Telegram
     from gateway.messages import Outbound
