@@ -136,7 +136,7 @@ def india_xml_cases(source: Path, rng: random.Random) -> list[dict[str, object]]
 
 
 def main() -> None:
-    source = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/ppi")
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3].parent / "shared" / "ppi"
     rng = random.Random(20240601)
     cases = []
     for scorecard_id in IPA:

@@ -9,7 +9,8 @@ import pytest
 from scoring.convert import answer_letter, convert_all, detect_language, slugify, write_scorecards
 from scoring.loader import DEFAULT_DIRECTORY, SCORECARD_GLOB
 
-SOURCES = Path("/work/shared/ppi")
+# The shared sources sit beside the checkout (../shared/ppi), as on the developers' machines and in CI.
+SOURCES = Path(__file__).resolve().parents[3].parent / "shared" / "ppi"
 
 
 @pytest.mark.parametrize(
