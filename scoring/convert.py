@@ -2,7 +2,7 @@
 
 Run once by a developer when the sources change; the service only ever reads the generated files:
 
-    .venv/bin/python -m scoring.convert /work/shared/ppi scorecards/
+    .venv/bin/python -m scoring.convert ../shared/ppi scorecards/
 
 The output is reproducible: stable ordering, `sort_keys`, two-space indent, no timestamps. Every fault the
 converter meets is kept as published (never guessed away) and written into the file's `decisions` list, using

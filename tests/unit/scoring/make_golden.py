@@ -1,7 +1,7 @@
 """Write golden_cases.json: answer sets with expected scores and likelihoods, read straight from the raw
-source CSVs in /work/shared/ppi. Deliberately independent of `scoring` (no converter, no loader):
+source CSVs in ../shared/ppi. Deliberately independent of `scoring` (no converter, no loader):
 
-    .venv/bin/python tests/unit/scoring/make_golden.py /work/shared/ppi
+    .venv/bin/python tests/unit/scoring/make_golden.py ../shared/ppi
 
 Rules applied by hand, the same ones the scorecard files document in their `decisions`:
 - an answer is its 1-based row position inside its question, in file order;
