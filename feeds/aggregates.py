@@ -115,17 +115,19 @@ def compute_levels(
     _check_levels(session, levels)
     ordinals = [period_ordinal(label, period_kind) for label in periods] if periods is not None else None
     _tune_postgresql(session)
-    rows = session.execute(_statement(levels, period_kind, ordinals, scope)).all()
+    rows = session.execute(_statement(levels, period_kind, ordinals, scope)).tuples()
     cells = _cells_from_rows(rows, period_kind, k)
     return {level: cells.get(level, []) for level in levels}
 
 
 def _tune_postgresql(session: Session) -> None:
     """For this transaction only: the CTE row estimates are poor, which makes PostgreSQL JIT-compile for seconds,
-    and the window sorts and hash aggregates spill to disk at the default work_mem."""
+    and the window sorts and aggregates spill to disk at the default work_mem (measured in bench/bench_feed.py)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
-        session.execute(text("SET LOCAL work_mem = '128MB'"))
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
+        # Walking the (client, date) index visits the heap in random order; a scan and one sort is much faster.
+        session.execute(text("SET LOCAL enable_indexscan = off"))
 
 
 def office_levels(session: Session) -> list[str]:
@@ -416,32 +418,33 @@ class _Sums:
 
 
 def _cells_from_rows(rows: Iterable[Any], period_kind: str, k: int) -> dict[str, list[Cell]]:
-    sums: dict[tuple[str, str, int], _Sums] = defaultdict(_Sums)
-    for row in rows:
-        cell = sums[(row.level, row.group_id, int(row.ord))]
-        cell.name = row.group_name
-        _add_row(cell, row)
+    sums: dict[tuple[str, str, int], _Sums] = {}
+    for level, group_id, name, ordinal, kind, a, b, n, surveys, value_sum, value_n in rows:
+        key = (level, group_id, int(ordinal))
+        cell = sums.get(key)
+        if cell is None:
+            cell = sums[key] = _Sums(name=name)
+        _add_row(cell, kind, a, b, int(n or 0), surveys, value_sum, value_n)
     cells: dict[str, list[Cell]] = defaultdict(list)
     for (level, group_id, ordinal), cell in sorted(sums.items()):
         cells[level].append(_to_cell(level, group_id, period_label(ordinal, period_kind), cell, k))
     return cells
 
 
-def _add_row(cell: _Sums, row: Any) -> None:
-    count = int(row.n or 0)
-    if row.kind == "base":
+def _add_row(cell: _Sums, kind: str, a: str, b: str, count: int, surveys: Any, value_sum: Any, value_n: Any) -> None:
+    if kind == "base":
         cell.clients = count
-        cell.surveys = int(row.surveys or 0)
-        cell.score_sum = float(row.value_sum or 0)
-        cell.score_n = int(row.value_n or 0)
-    elif row.kind == "band":
-        cell.bands[row.a] = count
-    elif row.kind == "line":
-        cell.lines[row.a] = (float(row.value_sum or 0), int(row.value_n or 0))
-    elif row.kind == "first":
-        cell.since_first.append(Transition(row.a, row.b, count))
-    elif row.kind == "previous":
-        cell.previous.append(Transition(row.a, row.b, count))
+        cell.surveys = int(surveys or 0)
+        cell.score_sum = float(value_sum or 0)
+        cell.score_n = int(value_n or 0)
+    elif kind == "band":
+        cell.bands[a] = count
+    elif kind == "line":
+        cell.lines[a] = (float(value_sum or 0), int(value_n or 0))
+    elif kind == "first":
+        cell.since_first.append(Transition(a, b, count))
+    elif kind == "previous":
+        cell.previous.append(Transition(a, b, count))
 
 
 def _to_cell(level: str, group_id: str, period: str, sums: _Sums, k: int) -> Cell:
