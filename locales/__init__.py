@@ -1,13 +1,13 @@
 """Translations for people who never see a browser: one `translate` function per language.
 
 The engine and the jobs receive the function (there is no request context on USSD, SMS or Telegram). Catalogs are
-compiled from `locales/<lang>/LC_MESSAGES/messages.po` on first use when the `.mo` is missing or older, so a fresh
-checkout works without a build step.
+compiled from `locales/<lang>/LC_MESSAGES/messages.po` in memory on first use, so a fresh checkout needs no build step.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,22 +45,17 @@ def normalise_locale(code: str | None, default: str = "en") -> str:
 
 @cache
 def _translations(locale: str) -> NullTranslations:
+    """Compile the catalog in memory once per process: nothing is written next to the code, so a read-only install
+    works and two processes never race over a half-written .mo file."""
     po_path = CATALOGS / locale / "LC_MESSAGES" / "messages.po"
     if not po_path.exists():
         return NullTranslations()
-    mo_path = po_path.with_suffix(".mo")
-    if not mo_path.exists() or mo_path.stat().st_mtime < po_path.stat().st_mtime:
-        _compile(po_path, mo_path)
-    return Translations.load(str(CATALOGS), [locale], "messages")
-
-
-def _compile(po_path: Path, mo_path: Path) -> None:
     with po_path.open("rb") as source:
-        catalog = read_po(source)
-    temporary = mo_path.with_suffix(".mo.tmp")
-    with temporary.open("wb") as target:
-        write_mo(target, catalog, use_fuzzy=False)
-    temporary.replace(mo_path)  # atomic, so two processes compiling at once never read half a file
+        catalog = read_po(source, locale=locale)
+    compiled = BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(fp=compiled, domain="messages")
 
 
 @cache
