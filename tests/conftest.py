@@ -100,5 +100,3 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, request)
 
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", guarded)
-
-
