@@ -76,15 +76,15 @@ def _clients(session: Session, caller: Caller) -> list[Client]:
 def _change_language(session: Session, caller: Caller, args: tuple[str, ...], translate: Translate) -> list[Reply]:
     code = normalise_locale(args[0] if args else None, "")
     if code not in SUPPORTED:
-        fallback = gettext_for("en")
-        return [Reply(fallback("Reply LANG followed by one of: %(codes)s", codes=", ".join(SUPPORTED)))]
+        return [Reply(translate("Reply LANG followed by one of: %(codes)s", codes=", ".join(SUPPORTED)))]
     if caller.role == "officer" and caller.staff_id is not None:
         staff = session.get(Staff, caller.staff_id)
         if staff is not None:
             staff.language = code
     for client in _clients(session, caller):
         client.language = code
-    return [Reply(gettext_for(code)("Language changed."))]
+    _ = gettext_for(code)  # confirmed in the new language
+    return [Reply(_("Language changed."))]
 
 
 def _pending_key(caller: Caller) -> str:

@@ -170,7 +170,7 @@ def _review_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
     lines = [_("Check your answers:")]
     for index, (question, position) in enumerate(zip(survey.questions, state.answers, strict=True), start=1):
         label = question.options[position - 1] if position else "-"
-        lines.append(f"Q{index}: {_shorten(label)}")
+        lines.append(_("Q%(n)d: %(answer)s", n=index, answer=_shorten(label)))
     items = (Choice("1", _("Submit")), Choice("2", _("Change an answer")))
     return ScreenSpec("\n".join(lines), items, back=True, home=True)
 
