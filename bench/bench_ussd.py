@@ -234,7 +234,34 @@ def profile_hops(args: argparse.Namespace) -> None:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
     print(_trim(out.getvalue()))
+    if args.prototypes:
+        compare_prototypes(services, client, args)
     services.engine.dispose()
+
+
+def timed_surveys(services: Any, client: Any, count: int, tag: str, first: int) -> float:
+    """Milliseconds per hop over `count` surveys of fresh clients, in-process, no profiler."""
+    phones = seed_survey_clients(services, count, first=first)
+    started = time.perf_counter()
+    for n, phone in enumerate(phones):
+        run_sync_survey(client, phone, f"{tag}_{n}")
+    return (time.perf_counter() - started) / (count * HOPS_PER_SURVEY) * 1000
+
+
+def compare_prototypes(services: Any, client: Any, args: argparse.Namespace) -> None:
+    """Per-hop time as is, then with the proposed changes patched in (common.apply_encoding_prototype, and no
+    pool pre-ping), in that order."""
+    count = args.profile_sessions
+    print(f"\n== in-process hop time, {count} surveys per run, no profiler ==")
+    as_is = timed_surveys(services, client, count, "asis", 10_000)
+    common.apply_encoding_prototype()
+    encoded = timed_surveys(services, client, count, "enc", 20_000)
+    services.engine.pool._pre_ping = False
+    no_ping = timed_surveys(services, client, count, "ping", 30_000)
+    print(
+        f"  as is: {as_is:.2f} ms/hop; encoding prototype: {encoded:.2f} ms/hop; "
+        f"plus no pool pre-ping: {no_ping:.2f} ms/hop  ({common.machine_note()})"
+    )
 
 
 def _trim(text: str) -> str:
@@ -270,6 +297,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--seconds", type=float, default=240, help="time cap of each load run")
     parser.add_argument("--profile-sessions", type=int, default=20, help="surveys to profile (0: skip)")
+    parser.add_argument("--prototypes", action="store_true", help="also time hops with the proposed changes")
     args = parser.parse_args()
     common.exit_on_sigterm()
     print(f"machine: {common.machine_note()}")
