@@ -2,17 +2,19 @@
 
 One statement does the work on PostgreSQL and SQLite alike:
 
-1. `ranked`: every survey with its period (an integer ordinal, so "the previous period" is `ordinal - 1`), the
-   number of surveys the client had in that period, and the client's first survey ever (band and id).
-2. `facts`: one row per client and period, the latest survey in it (ties -> highest id), with the band of the
-   client's survey in the immediately preceding period, if any.
-3. `partials`: additive sums (clients, surveys, score sums, band counts, band transitions, likelihood sums) per
-   dimension key: the client's own office, loan officer, fund or product.
-4. the roll-up: partials joined to the groups of each requested level (an office subtree by `Office.path` prefix,
-   or the officer/fund/product itself) and summed again. Sums of sums are exact because a client sits in one
-   office; fund and product memberships are many-to-many and are therefore never summed across keys.
+1. `facts`: one row per client and period, the latest survey in it (ties -> highest id), the number of surveys the
+   client had in it, the band of their first survey ever (when that is another survey) and the band of their latest
+   survey in the immediately preceding period. All windows share one sort by (client, period, date, id). The
+   poverty-line likelihoods of each chosen survey are pivoted into columns once, here.
+2. `fine`: the measures summed per (leaf office, loan officer, period): a few rows per office, from which both the
+   office levels and the officers roll up. Funds and products (many-to-many through accounts) are summed from the
+   facts and each client's distinct memberships.
+3. the roll-up: each requested group (an office subtree through a recursive ancestor walk, or the officer, fund or
+   product itself) sums the partials of the keys under it. Sums of sums are exact because a client sits in one
+   office and one officer; fund and product memberships are never summed across keys.
 
-Python then only turns a few aggregate rows per cell into `Cell` objects and withholds cells under k clients.
+Every measure is a column (bands and poverty lines are read from the data first), so the result has one row per
+cell and Python only turns those rows into `Cell` objects, withholding cells under k clients.
 """
 
 from __future__ import annotations
@@ -25,19 +27,20 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     Integer,
-    String,
     and_,
+    case,
     cast,
     extract,
     func,
     literal,
-    null,
+    or_,
     select,
     text,
     union_all,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
 
 from accounts.models import Account, Client, Fund, LoanProduct, Office, Staff
 from surveys.models import SurveyLineResult, SurveyResponse
@@ -115,8 +118,9 @@ def compute_levels(
     _check_levels(session, levels)
     ordinals = [period_ordinal(label, period_kind) for label in periods] if periods is not None else None
     _tune_postgresql(session)
-    rows = session.execute(_statement(levels, period_kind, ordinals, scope)).tuples()
-    cells = _cells_from_rows(rows, period_kind, k)
+    layout = _layout(session)
+    rows = session.execute(_statement(levels, period_kind, ordinals, scope, layout)).tuples()
+    cells = _cells_from_rows(rows, period_kind, k, layout)
     return {level: cells.get(level, []) for level in levels}
 
 
@@ -128,6 +132,8 @@ def _tune_postgresql(session: Session) -> None:
         session.execute(text("SET LOCAL work_mem = '256MB'"))
         # Walking the (client, date) index visits the heap in random order; a scan and one sort is much faster.
         session.execute(text("SET LOCAL enable_indexscan = off"))
+        # The estimate of one row per client and period is far off; a nested loop over it would take minutes.
+        session.execute(text("SET LOCAL enable_nestloop = off"))
 
 
 def office_levels(session: Session) -> list[str]:
@@ -191,69 +197,119 @@ def _ordinal_expression(date_column: Any, period_kind: str) -> Any:
 # --- the statement ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The measure columns of every partial and result row, in order: clients, surveys, score sum and count, one
+    count per band, one per (from, to) band pair since the first survey and from the previous period, then a
+    likelihood sum and count per poverty line. Bands and lines are the values present in the data."""
+
+    bands: tuple[str, ...]
+    slugs: tuple[str, ...]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(before, after) for before in self.bands for after in self.bands]
+
+    @property
+    def width(self) -> int:
+        return 4 + len(self.bands) + 2 * len(self.pairs) + 2 * len(self.slugs)
+
+
+def _layout(session: Session) -> _Layout:
+    survey, line = SurveyResponse.__table__, SurveyLineResult.__table__
+    bands = session.scalars(select(survey.c.band).where(survey.c.band.is_not(None)).distinct())
+    slugs = session.scalars(select(line.c.line_slug).distinct())
+    return _Layout(tuple(sorted(bands)), tuple(sorted(slugs)))
+
+
 def _dimension(level: str) -> str:
     return level if level in OTHER_LEVELS else "office"
 
 
-def _statement(levels: Sequence[str], period_kind: str, ordinals: list[int] | None, scope: Scope | None) -> Select[Any]:
-    facts = _facts(period_kind, scope)
-    dimensions = sorted({_dimension(level) for level in levels})
-    partials = _partials(facts, _members(dimensions), ordinals).cte("partials")
+def _statement(
+    levels: Sequence[str], period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout
+) -> Select[Any]:
+    """Sums per leaf office and officer first (few rows), fund and product memberships separately, then every
+    requested group sums the partials of the keys under it."""
+    facts = _facts(period_kind, scope, ordinals, layout)
+    dimensions = {_dimension(level) for level in levels}
+    partials = _partials(facts, dimensions, layout).cte("partials")
     groups = _groups(levels, scope).cte("groups")
-    keys = (groups.c.level, groups.c.group_id, groups.c.group_name, partials.c.ord, partials.c.kind)
+    keys = (groups.c.level, groups.c.group_id, groups.c.group_name, partials.c.ord)
+    measures = [func.sum(partials.c[f"m{index}"]) for index in range(layout.width)]
     return (
-        select(
-            *keys,
-            partials.c.a,
-            partials.c.b,
-            func.sum(partials.c.n).label("n"),
-            func.sum(partials.c.surveys).label("surveys"),
-            func.sum(partials.c.value_sum).label("value_sum"),
-            func.sum(partials.c.value_n).label("value_n"),
-        )
+        select(*keys, *measures)
         .join_from(partials, groups, and_(groups.c.dim == partials.c.dim, groups.c.key == partials.c.key))
-        .group_by(*keys, partials.c.a, partials.c.b)
+        .group_by(*keys)
     )
 
 
-def _facts(period_kind: str, scope: Scope | None) -> Any:
+def _facts(period_kind: str, scope: Scope | None, ordinals: list[int] | None, layout: _Layout) -> Any:
+    """One row per client and period: the latest survey in it (ties -> highest id), the number of surveys the
+    client had in it, the band of the client's first survey ever when that is another survey, and the band of the
+    latest survey of the immediately preceding period. All windows share one sort by (client, period, date, id)."""
     survey = SurveyResponse.__table__
-    ordinal = _ordinal_expression(survey.c.date_collected, period_kind).label("ord")
-    in_period = (survey.c.client_id, ordinal)
-    by_date = (survey.c.date_collected, survey.c.id)
-    ranked_query = select(
+    dated_query = select(
         survey.c.id,
         survey.c.client_id,
         survey.c.headline_score,
         survey.c.band,
-        ordinal,
-        func.row_number()
-        .over(partition_by=in_period, order_by=(survey.c.date_collected.desc(), survey.c.id.desc()))
-        .label("rn"),
-        func.count().over(partition_by=in_period).label("n_surveys"),
-        func.first_value(survey.c.band).over(partition_by=survey.c.client_id, order_by=by_date).label("first_band"),
-        func.first_value(survey.c.id).over(partition_by=survey.c.client_id, order_by=by_date).label("first_id"),
+        survey.c.date_collected,
+        _ordinal_expression(survey.c.date_collected, period_kind).label("ord"),
     )
     scoped = _scoped_clients(scope)
     if scoped is not None:
-        ranked_query = ranked_query.where(survey.c.client_id.in_(scoped))
-    ranked = ranked_query.cte("ranked")
-    return (
-        select(
-            ranked.c.id,
-            ranked.c.client_id,
-            ranked.c.headline_score,
-            ranked.c.band,
-            ranked.c.ord,
-            ranked.c.n_surveys,
-            ranked.c.first_band,
-            ranked.c.first_id,
-            func.lag(ranked.c.band).over(partition_by=ranked.c.client_id, order_by=ranked.c.ord).label("prev_band"),
-            func.lag(ranked.c.ord).over(partition_by=ranked.c.client_id, order_by=ranked.c.ord).label("prev_ord"),
-        )
-        .where(ranked.c.rn == 1)
-        .cte("facts")
+        dated_query = dated_query.where(survey.c.client_id.in_(scoped))
+    dated = dated_query.subquery("dated")
+    in_order = (dated.c.ord, dated.c.date_collected, dated.c.id)
+    ranked = select(
+        *dated.c,
+        func.count().over(partition_by=(dated.c.client_id, dated.c.ord)).label("n_surveys"),
+        func.lead(dated.c.ord).over(partition_by=dated.c.client_id, order_by=in_order).label("next_ord"),
+        func.first_value(dated.c.band).over(partition_by=dated.c.client_id, order_by=in_order).label("first_band"),
+        func.first_value(dated.c.id).over(partition_by=dated.c.client_id, order_by=in_order).label("first_id"),
+    ).subquery("ranked")
+    # On the latest survey of a period, stepping back n_surveys rows lands on the latest one of an earlier period.
+    back = cast(ranked.c.n_surveys, Integer)
+    by_client = {"partition_by": ranked.c.client_id, "order_by": (ranked.c.ord, ranked.c.date_collected, ranked.c.id)}
+    stepped = select(
+        *ranked.c,
+        func.lag(ranked.c.band, back).over(**by_client).label("earlier_band"),
+        func.lag(ranked.c.ord, back).over(**by_client).label("earlier_ord"),
+    ).subquery("stepped")
+    latest = or_(stepped.c.next_ord.is_(None), stepped.c.next_ord != stepped.c.ord)
+    query = select(
+        stepped.c.id,
+        stepped.c.client_id,
+        stepped.c.ord,
+        stepped.c.n_surveys,
+        stepped.c.headline_score,
+        stepped.c.band,
+        case((stepped.c.first_id != stepped.c.id, stepped.c.first_band)).label("first_band"),
+        case((stepped.c.earlier_ord == stepped.c.ord - 1, stepped.c.earlier_band)).label("prev_band"),
+    ).where(latest)
+    if ordinals is not None:
+        query = query.where(stepped.c.ord.in_(ordinals))
+    return _with_lines(query.cte("chosen"), layout).cte("facts")
+
+
+def _with_lines(chosen: Any, layout: _Layout) -> Select[Any]:
+    """The chosen surveys with a likelihood sum and count column per poverty line (lines pivoted once, here)."""
+    line = SurveyLineResult.__table__
+    pivoted = []
+    for index, slug in enumerate(layout.slugs):
+        pivoted += [
+            func.sum(case((line.c.line_slug == slug, line.c.likelihood), else_=0.0)).label(f"line_sum{index}"),
+            _count_if(line.c.line_slug == slug).label(f"line_n{index}"),
+        ]
+    lines = (
+        select(line.c.survey_id, *pivoted)
+        .join_from(line, chosen, chosen.c.id == line.c.survey_id)
+        .group_by(line.c.survey_id)
+        .subquery("chosen_lines")
     )
+    line_columns = [column for column in lines.c if column.name != "survey_id"]
+    return select(*chosen.c, *line_columns).outerjoin(lines, lines.c.survey_id == chosen.c.id)
 
 
 def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
@@ -271,84 +327,66 @@ def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
     return query
 
 
-def _members(dimensions: Iterable[str]) -> Any:
-    """(dim, key, client_id): which key of each dimension a client counts under."""
+def _partials(facts: Any, dimensions: set[str], layout: _Layout) -> Any:
+    """(dim, key, ord, m0..mN): additive measures per dimension key and period."""
     parts = []
-    for dimension in dimensions:
-        key: Any
-        if dimension == "office":
-            key, client_id, present = Client.office_id, Client.id, Client.office_id.is_not(None)
-        elif dimension == "officer":
-            key, client_id, present = Client.officer_id, Client.id, Client.officer_id.is_not(None)
-        else:
-            key = Account.fund_id if dimension == "fund" else Account.product_id
-            client_id, present = Account.client_id, key.is_not(None)
-        part = select(literal(dimension).label("dim"), key.label("key"), client_id.label("cid")).where(present)
-        parts.append(part.distinct() if dimension in ("fund", "product") else part)
-    return union_all(*parts).cte("members") if len(parts) > 1 else parts[0].cte("members")
+    if dimensions & {"office", "officer"}:
+        fine = _fine(facts, layout)
+        for dimension, column in (("office", fine.c.office_id), ("officer", fine.c.officer_id)):
+            if dimension in dimensions:
+                measures = [func.sum(fine.c[f"m{index}"]) for index in range(layout.width)]
+                parts.append(
+                    select(literal(dimension).label("dim"), column.label("key"), fine.c.ord, *_named(measures))
+                    .where(column.is_not(None))
+                    .group_by(column, fine.c.ord)
+                )
+    for dimension in sorted(dimensions & {"fund", "product"}):
+        members = _account_members(dimension)
+        keys = (literal(dimension).label("dim"), members.c.key.label("key"))
+        parts.append(_measured(facts, layout, keys, members, members.c.cid))
+    return union_all(*parts)
 
 
-def _partials(facts: Any, members: Any, ordinals: list[int] | None) -> Any:
-    """Additive sums per (dim, key, period, kind, a, b); kind is base | band | first | previous | line."""
-    joined_query = select(members.c.dim, members.c.key, *facts.c).join_from(
-        facts, members, members.c.cid == facts.c.client_id
-    )
-    if ordinals is not None:
-        joined_query = joined_query.where(facts.c.ord.in_(ordinals))
-    joined = joined_query.cte("joined")  # computed once, read by every part below
-    keys = (joined.c.dim, joined.c.key, joined.c.ord)
-    no_text = cast(null(), String)
-    zero = literal(0)
+def _fine(facts: Any, layout: _Layout) -> Any:
+    """Measures per (leaf office, loan officer, period): office and officer roll-ups both start from here."""
+    clients = Client.__table__
+    dims = (clients.c.office_id, clients.c.officer_id)
+    return _measured(facts, layout, dims, clients, clients.c.id).cte("fine")
 
-    def part(kind: str, a: Any, b: Any, surveys: Any, value_sum: Any, value_n: Any, *where: Any) -> Select[Any]:
-        labels = [column for column in (a, b) if column is not no_text]
-        return (
-            select(
-                *keys,
-                literal(kind).label("kind"),
-                a.label("a"),
-                b.label("b"),
-                func.count().label("n"),
-                surveys.label("surveys"),
-                value_sum.label("value_sum"),
-                value_n.label("value_n"),
-            )
-            .where(*where)
-            .group_by(*keys, *labels)
-        )
 
-    score = cast(joined.c.headline_score, Integer)
-    has_band = joined.c.band.is_not(None)
-    line = SurveyLineResult.__table__
-    return union_all(
-        part("base", no_text, no_text, func.sum(joined.c.n_surveys), func.sum(score), func.count(score)),
-        part("band", joined.c.band, no_text, zero, zero, zero, has_band),
-        part(
-            "first",
-            joined.c.first_band,
-            joined.c.band,
-            zero,
-            zero,
-            zero,
-            joined.c.first_id != joined.c.id,
-            joined.c.first_band.is_not(None),
-            has_band,
-        ),
-        part(
-            "previous",
-            joined.c.prev_band,
-            joined.c.band,
-            zero,
-            zero,
-            zero,
-            joined.c.prev_ord == joined.c.ord - 1,
-            joined.c.prev_band.is_not(None),
-            has_band,
-        ),
-        part(
-            "line", line.c.line_slug, no_text, zero, func.sum(line.c.likelihood), func.count(line.c.likelihood)
-        ).select_from(joined.join(line, line.c.survey_id == joined.c.id)),
-    )
+def _account_members(dimension: str) -> Any:
+    """(key, cid): the funds or products a client holds an account in, each once."""
+    key = Account.fund_id if dimension == "fund" else Account.product_id
+    query = select(key.label("key"), Account.client_id.label("cid")).where(key.is_not(None)).distinct()
+    return query.subquery(f"{dimension}_members")
+
+
+def _measured(facts: Any, layout: _Layout, keys: Sequence[Any], members: Any, client_id: Any) -> Select[Any]:
+    """Facts joined to `members` (clients or account memberships), summed per `keys` (columns of `members`; a
+    leading constant dimension name is selected but not grouped) and period."""
+    selected = (*keys, facts.c.ord)
+    grouped = [column for column in selected if not isinstance(getattr(column, "element", None), BindParameter)]
+    query = select(*selected, *_named(_measures(facts, layout)))
+    return query.join_from(facts, members, client_id == facts.c.client_id).group_by(*grouped)
+
+
+def _measures(facts: Any, layout: _Layout) -> list[Any]:
+    score = cast(facts.c.headline_score, Integer)
+    measures = [func.count(), func.sum(facts.c.n_surveys), func.sum(score), func.count(score)]
+    measures += [_count_if(facts.c.band == band) for band in layout.bands]
+    for before_column in (facts.c.first_band, facts.c.prev_band):
+        measures += [_count_if(and_(before_column == a, facts.c.band == b)) for a, b in layout.pairs]
+    for index in range(len(layout.slugs)):
+        measures += [func.sum(facts.c[f"line_sum{index}"]), func.sum(facts.c[f"line_n{index}"])]
+    return measures
+
+
+def _count_if(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _named(measures: Sequence[Any]) -> list[Any]:
+    return [measure.label(f"m{index}") for index, measure in enumerate(measures)]
 
 
 def _groups(levels: Sequence[str], scope: Scope | None) -> Any:
@@ -404,66 +442,51 @@ def _other_groups(level: str, scope: Scope | None) -> Select[Any]:
 # --- rows -> cells ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Sums:
-    name: str = ""
-    clients: int = 0
-    surveys: int = 0
-    score_sum: float = 0.0
-    score_n: int = 0
-    bands: dict[str, int] = field(default_factory=dict)
-    lines: dict[str, tuple[float, int]] = field(default_factory=dict)
-    since_first: list[Transition] = field(default_factory=list)
-    previous: list[Transition] = field(default_factory=list)
-
-
-def _cells_from_rows(rows: Iterable[Any], period_kind: str, k: int) -> dict[str, list[Cell]]:
-    sums: dict[tuple[str, str, int], _Sums] = {}
-    for level, group_id, name, ordinal, kind, a, b, n, surveys, value_sum, value_n in rows:
-        key = (level, group_id, int(ordinal))
-        cell = sums.get(key)
-        if cell is None:
-            cell = sums[key] = _Sums(name=name)
-        _add_row(cell, kind, a, b, int(n or 0), surveys, value_sum, value_n)
+def _cells_from_rows(rows: Iterable[Any], period_kind: str, k: int, layout: _Layout) -> dict[str, list[Cell]]:
     cells: dict[str, list[Cell]] = defaultdict(list)
-    for (level, group_id, ordinal), cell in sorted(sums.items()):
-        cells[level].append(_to_cell(level, group_id, period_label(ordinal, period_kind), cell, k))
+    for level, group_id, name, ordinal, *measures in sorted(rows, key=lambda row: (*row[:2], int(row[3]))):
+        period = period_label(int(ordinal), period_kind)
+        cells[level].append(_to_cell(level, group_id, name, period, measures, k, layout))
     return cells
 
 
-def _add_row(cell: _Sums, kind: str, a: str, b: str, count: int, surveys: Any, value_sum: Any, value_n: Any) -> None:
-    if kind == "base":
-        cell.clients = count
-        cell.surveys = int(surveys or 0)
-        cell.score_sum = float(value_sum or 0)
-        cell.score_n = int(value_n or 0)
-    elif kind == "band":
-        cell.bands[a] = count
-    elif kind == "line":
-        cell.lines[a] = (float(value_sum or 0), int(value_n or 0))
-    elif kind == "first":
-        cell.since_first.append(Transition(a, b, count))
-    elif kind == "previous":
-        cell.previous.append(Transition(a, b, count))
-
-
-def _to_cell(level: str, group_id: str, period: str, sums: _Sums, k: int) -> Cell:
-    if sums.clients < k:
-        return Cell(level=level, group_id=group_id, group_name=sums.name, period=period, suppressed=True)
+def _to_cell(
+    level: str, group_id: str, name: str, period: str, measures: Sequence[Any], k: int, layout: _Layout
+) -> Cell:
+    clients, surveys, score_sum, score_n = (measure or 0 for measure in measures[:4])
+    if clients < k:
+        return Cell(level=level, group_id=group_id, group_name=name, period=period, suppressed=True)
+    bands_end = 4 + len(layout.bands)
+    first_end = bands_end + len(layout.pairs)
+    previous_end = first_end + len(layout.pairs)
+    band_counts = _nonzero(layout.bands, measures[4:bands_end])
+    since_first = [Transition(a, b, n) for (a, b), n in _nonzero(layout.pairs, measures[bands_end:first_end]).items()]
+    previous = [Transition(a, b, n) for (a, b), n in _nonzero(layout.pairs, measures[first_end:previous_end]).items()]
+    line_sums = measures[previous_end::2]
+    line_counts = measures[previous_end + 1 :: 2]
+    rates = {
+        slug: round(float(total) / int(n), 4)
+        for slug, total, n in zip(layout.slugs, line_sums, line_counts, strict=True)
+        if n
+    }
     return Cell(
         level=level,
         group_id=group_id,
-        group_name=sums.name,
+        group_name=name,
         period=period,
         suppressed=False,
-        clients=sums.clients,
-        surveys=sums.surveys,
-        mean_score=round(sums.score_sum / sums.score_n, 2) if sums.score_n else None,
-        poverty_rates={slug: round(total / n, 4) for slug, (total, n) in sorted(sums.lines.items()) if n},
-        band_counts=dict(sorted(sums.bands.items())),
-        transitions_since_first=tuple(sorted(sums.since_first, key=_transition_order)),
-        transitions_from_previous=tuple(sorted(sums.previous, key=_transition_order)),
+        clients=int(clients),
+        surveys=int(surveys),
+        mean_score=round(float(score_sum) / int(score_n), 2) if score_n else None,
+        poverty_rates=rates,
+        band_counts=band_counts,
+        transitions_since_first=tuple(since_first),
+        transitions_from_previous=tuple(previous),
     )
+
+
+def _nonzero(names: Sequence[Any], counts: Sequence[Any]) -> dict[Any, int]:
+    return {name: int(n) for name, n in zip(names, counts, strict=True) if n}
 
 
 def _transition_order(transition: Transition) -> tuple[str, str]:
