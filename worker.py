@@ -24,4 +24,5 @@ def worker_command(burst: bool) -> None:
     configure_logging(settings.log_level)
     services = bootstrap.build(settings)
     ensure_daily(services)  # the portal feed's daily run; a no-op when it is already scheduled
-    HerokuWorker([services.queue], connection=services.redis).work(with_scheduler=True, burst=burst)
+    worker = HerokuWorker([services.queue], connection=services.redis)
+    worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)

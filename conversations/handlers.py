@@ -129,16 +129,19 @@ def translator(session: Session, services: Services, caller: Caller, state: Stat
 def language_of(session: Session, services: Services, caller: Caller, state: State | None) -> str:
     """The client's language, else the officer's, else their office's default, else the MFI's default."""
     default = services.settings.default_locale
+    person: Client | Staff | None
     if caller.role == "officer" and caller.staff_id is not None:
-        staff = session.get(Staff, caller.staff_id)
-        return normalise_locale(staff.language if staff else None, _office_language(session, staff, default))
-    client_id = active_client_id(caller, state)
-    if client_id is None and caller.client_ids:
-        client_id = caller.client_ids[0]
-    client = session.get(Client, client_id) if client_id is not None else None
-    if client is None:
+        person = session.get(Staff, caller.staff_id)
+    else:
+        client_id = active_client_id(caller, state)
+        if client_id is None and caller.client_ids:
+            client_id = caller.client_ids[0]
+        person = session.get(Client, client_id) if client_id is not None else None
+    if person is None:
         return default
-    return normalise_locale(client.language, _office_language(session, client, default))
+    if person.language:
+        return normalise_locale(person.language, default)
+    return _office_language(session, person, default)  # walked only when the person has no language of their own
 
 
 def _office_language(session: Session, person: Client | Staff | None, default: str) -> str:
@@ -152,7 +155,7 @@ def _office_language(session: Session, person: Client | Staff | None, default: s
 
 def build_context(runner: _EffectRunner, state: State | None) -> Context:
     session, caller, services = runner.session, runner.caller, runner.services
-    config = surveys.get_config(session)
+    config = runner.ppi_config()
     client_id = active_client_id(caller, state)
     language = language_of(session, services, caller, state)
     script = None

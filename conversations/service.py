@@ -27,6 +27,7 @@ from gateway import outbox
 from gateway.messages import Choice, Inbound, Reply
 from locales import gettext_for
 from logs import mask_phone
+from surveys import service as surveys
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,13 @@ class _EffectRunner:
         self.caller = caller
         self.now = now
         self.drafts = DraftRepository(session)
+        self._ppi_config: tuple[surveys.PpiConfig | None] | None = None
+
+    def ppi_config(self) -> surveys.PpiConfig | None:
+        """The MFI's PPI settings, read once per hop (the engine may be called several times in one hop)."""
+        if self._ppi_config is None:
+            self._ppi_config = (surveys.get_config(self.session),)
+        return self._ppi_config[0]
 
     def run(self, state: State | None, event: Any) -> tuple[State, list[Reply], bool]:
         replies: list[Reply] = []

@@ -14,6 +14,7 @@ Counting rules (channels.md §4 and §5.1):
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from typing import Literal
 
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
@@ -24,6 +25,8 @@ GSM7_CODEC = "gsm03.38"
 GSM7_SINGLE, GSM7_MULTI = 160, 153
 UCS2_SINGLE, UCS2_MULTI = 70, 67
 USSD_GSM7_LIMIT, USSD_UCS2_LIMIT = 182, 80
+# The extension table: each is sent as ESC + character, two septets (checked against the gsm0338 codec in tests).
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
 # Replacements that never change what a reader understands, whatever the alphabet.
 _SAFE_REPLACEMENTS = str.maketrans(
@@ -61,6 +64,7 @@ _DIRECTION_MARKS = str.maketrans(
 )
 
 
+@lru_cache(maxsize=16384)  # the pager asks about the same screens many times per hop
 def is_gsm7(text: str) -> bool:
     """True when every character of `text` is in the GSM 03.38 default alphabet or its extension table."""
     try:
@@ -78,13 +82,16 @@ def sms_encoding(text: str) -> Encoding:
 def _unit_costs(text: str) -> list[int]:
     """Per-character cost in the text's alphabet: septets for GSM-7, UTF-16 code units for UCS-2."""
     if is_gsm7(text):
-        return [len(char.encode(GSM7_CODEC)) for char in text]
+        return [2 if char in GSM7_EXTENSION else 1 for char in text]
     return [2 if ord(char) > 0xFFFF else 1 for char in text]
 
 
+@lru_cache(maxsize=16384)
 def sms_length(text: str) -> int:
     """Length as the network counts it: septets (GSM-7) or UTF-16 code units (UCS-2)."""
-    return sum(_unit_costs(text))
+    if is_gsm7(text):
+        return len(text) + sum(char in GSM7_EXTENSION for char in text)
+    return len(text) + sum(ord(char) > 0xFFFF for char in text)
 
 
 def segment_count(text: str) -> int:

@@ -127,3 +127,16 @@ def test_gsm7_segments_never_exceed_a_naive_upper_bound(text: str) -> None:
     length = sms_length(text)
     assert segment_count(text) >= (1 if length <= 160 else -(-length // 153))
     assert segment_count(text) <= max(1, -(-length // 152))
+
+
+def test_the_extension_table_matches_the_gsm0338_codec():
+    from gateway.encoding import GSM7_CODEC, GSM7_EXTENSION
+
+    double = set()
+    for code_point in range(0x10000):
+        try:
+            if len(chr(code_point).encode(GSM7_CODEC)) == 2:
+                double.add(chr(code_point))
+        except UnicodeEncodeError:
+            continue
+    assert double == GSM7_EXTENSION
