@@ -1,32 +1,42 @@
 """Poverty aggregates per office level, loan officer, fund and loan product, per period, computed in SQL.
 
-One statement does the work on PostgreSQL and SQLite alike:
+The same statements run on PostgreSQL and SQLite:
 
-1. `facts`: one row per client and period, the latest survey in it (ties -> highest id), the number of surveys the
-   client had in it, the band of their first survey ever (when that is another survey) and the band of their latest
-   survey in the immediately preceding period. All windows share one sort by (client, period, date, id). The
-   poverty-line likelihoods of each chosen survey are pivoted into columns once, here.
-2. `fine`: the measures summed per (leaf office, loan officer, period): a few rows per office, from which both the
-   office levels and the officers roll up. Funds and products (many-to-many through accounts) are summed from the
-   facts and each client's distinct memberships.
-3. the roll-up: each requested group (an office subtree through a recursive ancestor walk, or the officer, fund or
-   product itself) sums the partials of the keys under it. Sums of sums are exact because a client sits in one
-   office and one officer; fund and product memberships are never summed across keys.
+1. `facts`, written to a temporary table (read several times; analyzed on PostgreSQL so its plans use the real row
+   count): one row per client and period, the latest survey in it (ties -> highest id), the number of surveys the
+   client had in it, the band of their first survey ever (when that is another survey), the band of their latest
+   survey in the immediately preceding period, and the client's profile: leaf office, loan officer, and the funds
+   and products they hold accounts in. All windows share one sort by (client, period, date, id).
+2. `fine`: measures summed per profile and period (and poverty line, for the line statement), with one member
+   client per row. Clients with the same profile count under exactly the same groups, so this is the finest grain
+   any level needs, and it is small (thousands of rows per period, not one per client).
+3. partials per leaf office, officer, fund and product (a profile's funds and products are its member's), then
+   the roll-up: each requested group (an office subtree through a recursive ancestor walk, or the officer, fund or
+   product itself) sums the partials of the keys under it.
 
-Every measure is a column (bands and poverty lines are read from the data first), so the result has one row per
-cell and Python only turns those rows into `Cell` objects, withholding cells under k clients.
+Survey measures are columns (the bands present in the data are read first), so there is one result row per cell;
+poverty lines come from a second statement with one row per cell and line. Python only turns those rows into
+`Cell` objects, withholding cells under k clients.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
     Integer,
+    MetaData,
+    String,
+    Table,
     and_,
     case,
     cast,
@@ -40,7 +50,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.elements import BindParameter
 
 from accounts.models import Account, Client, Fund, LoanProduct, Office, Staff
 from surveys.models import SurveyLineResult, SurveyResponse
@@ -119,8 +128,10 @@ def compute_levels(
     ordinals = [period_ordinal(label, period_kind) for label in periods] if periods is not None else None
     _tune_postgresql(session)
     layout = _layout(session)
-    rows = session.execute(_statement(levels, period_kind, ordinals, scope, layout)).tuples()
-    cells = _cells_from_rows(rows, period_kind, k, layout)
+    with _materialized_facts(session, _facts(period_kind, scope, ordinals)) as facts:
+        rows = session.execute(_survey_statement(levels, facts, scope, layout)).all()
+        line_rows = session.execute(_line_statement(levels, facts, scope)).all()
+    cells = _cells_from_rows(rows, _rates(line_rows), period_kind, k, layout)
     return {level: cells.get(level, []) for level in levels}
 
 
@@ -199,44 +210,123 @@ def _ordinal_expression(date_column: Any, period_kind: str) -> Any:
 
 @dataclass(frozen=True)
 class _Layout:
-    """The measure columns of every partial and result row, in order: clients, surveys, score sum and count, one
-    count per band, one per (from, to) band pair since the first survey and from the previous period, then a
-    likelihood sum and count per poverty line. Bands and lines are the values present in the data."""
+    """The survey measure columns of every partial and result row, in order: clients, surveys, score sum and count,
+    one count per band, then one per (from, to) band pair since the first survey and from the previous period. The
+    bands are the values present in the data."""
 
     bands: tuple[str, ...]
-    slugs: tuple[str, ...]
 
-    @property
+    @cached_property
     def pairs(self) -> list[tuple[str, str]]:
         return [(before, after) for before in self.bands for after in self.bands]
 
-    @property
+    @cached_property
     def width(self) -> int:
-        return 4 + len(self.bands) + 2 * len(self.pairs) + 2 * len(self.slugs)
+        return 4 + len(self.bands) + 2 * len(self.pairs)
 
 
 def _layout(session: Session) -> _Layout:
-    survey, line = SurveyResponse.__table__, SurveyLineResult.__table__
+    survey = SurveyResponse.__table__
     bands = session.scalars(select(survey.c.band).where(survey.c.band.is_not(None)).distinct())
-    slugs = session.scalars(select(line.c.line_slug).distinct())
-    return _Layout(tuple(sorted(bands)), tuple(sorted(slugs)))
+    return _Layout(tuple(sorted(bands)))
 
 
 def _dimension(level: str) -> str:
     return level if level in OTHER_LEVELS else "office"
 
 
-def _statement(
-    levels: Sequence[str], period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout
-) -> Select[Any]:
-    """Sums per leaf office and officer first (few rows), fund and product memberships separately, then every
-    requested group sums the partials of the keys under it."""
-    facts = _facts(period_kind, scope, ordinals, layout)
+_FACTS = Table(
+    "feed_facts",
+    MetaData(),
+    Column("id", Integer),
+    Column("client_id", Integer),
+    Column("office_id", Integer),
+    Column("officer_id", Integer),
+    Column("funds", String),
+    Column("products", String),
+    Column("ord", Integer),
+    Column("n_surveys", Integer),
+    Column("headline_score", Integer),
+    Column("band", String(64)),
+    Column("first_band", String(64)),
+    Column("prev_band", String(64)),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+@contextmanager
+def _materialized_facts(session: Session, query: Select[Any]) -> Iterator[Table]:
+    """The facts as a temporary table for the rest of the work: read several times, and on PostgreSQL analyzed, so
+    the planner knows there is about one row per client and period (an estimate from the window query is ~20x too
+    low and leads it to sort millions of rows for merge joins)."""
+    connection = session.connection()
+    _FACTS.drop(connection, checkfirst=True)
+    _FACTS.create(connection)
+    try:
+        connection.execute(_FACTS.insert().from_select([column.name for column in _FACTS.c], query))
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("ANALYZE feed_facts"))
+        yield _FACTS
+    finally:
+        _FACTS.drop(connection)
+
+
+def _survey_statement(levels: Sequence[str], facts: Any, scope: Scope | None, layout: _Layout) -> Select[Any]:
+    """(level, group id, group name, period, measures...): one row per cell."""
+    fine = _fine(facts, facts, _named(_survey_measures(facts, layout)), "fine")
+    parts = _parts(levels, fine, layout.width)
+    return _rolled_up(levels, scope, union_all(*parts).cte("partials"), [BigInteger] * layout.width)
+
+
+def _line_statement(levels: Sequence[str], facts: Any, scope: Scope | None) -> Select[Any]:
+    """(level, group id, group name, period, line, likelihood sum, count): one row per cell and poverty line, from
+    the lines of the chosen surveys."""
+    line = SurveyLineResult.__table__
+    measures = (func.sum(line.c.likelihood).label("m0"), func.count(line.c.likelihood).label("m1"))
+    joined = facts.join(line, line.c.survey_id == facts.c.id)
+    fine = _fine(facts, joined, measures, "fine_lines", line.c.line_slug)
+    parts = _parts(levels, fine, 2, fine.c.line_slug)
+    return _rolled_up(levels, scope, union_all(*parts).cte("line_partials"), [Float, BigInteger], "line_slug")
+
+
+def _fine(facts: Any, source: Any, measures: Sequence[Any], name: str, *extra_keys: Any) -> Any:
+    """Measures per client profile (leaf office, loan officer, funds and products held) and period, with one
+    client of the profile (whose memberships stand for all of them): every roll-up starts from these few rows."""
+    keys = (facts.c.office_id, facts.c.officer_id, facts.c.funds, facts.c.products, facts.c.ord, *extra_keys)
+    query = select(*keys, func.min(facts.c.client_id).label("member"), *measures).select_from(source)
+    return query.group_by(*keys).cte(name)
+
+
+def _parts(levels: Sequence[str], fine: Any, width: int, *extra_keys: Any) -> list[Select[Any]]:
+    """(dim, key, ord, [extra keys], measures) per leaf office, officer, fund and product, summed from the fine
+    rows; a profile counts under each fund and product its member holds an account in."""
     dimensions = {_dimension(level) for level in levels}
-    partials = _partials(facts, dimensions, layout).cte("partials")
+    measures = [func.sum(fine.c[f"m{index}"]) for index in range(width)]
+    parts = []
+    for dimension, column in (("office", fine.c.office_id), ("officer", fine.c.officer_id)):
+        if dimension in dimensions:
+            keys = (column, fine.c.ord, *extra_keys)
+            selected = (literal(dimension).label("dim"), column.label("key"), fine.c.ord, *extra_keys)
+            parts.append(select(*selected, *_named(measures)).where(column.is_not(None)).group_by(*keys))
+    for dimension in ("fund", "product"):
+        if dimension in dimensions:
+            members = _account_members(dimension, select(fine.c.member))
+            keys = (members.c.key, fine.c.ord, *extra_keys)
+            selected = (literal(dimension).label("dim"), members.c.key, fine.c.ord, *extra_keys)
+            query = select(*selected, *_named(measures)).join_from(fine, members, members.c.cid == fine.c.member)
+            parts.append(query.group_by(*keys))
+    return parts
+
+
+def _rolled_up(
+    levels: Sequence[str], scope: Scope | None, partials: Any, types: Sequence[Any], *extra: str
+) -> Select[Any]:
+    """Every requested group sums the partials of the dimension keys under it (cast back to `types`: PostgreSQL
+    sums integers as numeric, which Python would read as slow Decimals)."""
     groups = _groups(levels, scope).cte("groups")
-    keys = (groups.c.level, groups.c.group_id, groups.c.group_name, partials.c.ord)
-    measures = [func.sum(partials.c[f"m{index}"]) for index in range(layout.width)]
+    keys = (groups.c.level, groups.c.group_id, groups.c.group_name, partials.c.ord, *(partials.c[e] for e in extra))
+    measures = [cast(func.sum(partials.c[f"m{index}"]), type_) for index, type_ in enumerate(types)]
     return (
         select(*keys, *measures)
         .join_from(partials, groups, and_(groups.c.dim == partials.c.dim, groups.c.key == partials.c.key))
@@ -244,7 +334,7 @@ def _statement(
     )
 
 
-def _facts(period_kind: str, scope: Scope | None, ordinals: list[int] | None, layout: _Layout) -> Any:
+def _facts(period_kind: str, scope: Scope | None, ordinals: list[int] | None) -> Select[Any]:
     """One row per client and period: the latest survey in it (ties -> highest id), the number of surveys the
     client had in it, the band of the client's first survey ever when that is another survey, and the band of the
     latest survey of the immediately preceding period. All windows share one sort by (client, period, date, id)."""
@@ -278,38 +368,27 @@ def _facts(period_kind: str, scope: Scope | None, ordinals: list[int] | None, la
         func.lag(ranked.c.ord, back).over(**by_client).label("earlier_ord"),
     ).subquery("stepped")
     latest = or_(stepped.c.next_ord.is_(None), stepped.c.next_ord != stepped.c.ord)
+    clients = Client.__table__
+    holdings = _holdings()
     query = select(
         stepped.c.id,
         stepped.c.client_id,
+        clients.c.office_id,
+        clients.c.officer_id,
+        holdings.c.funds,
+        holdings.c.products,
         stepped.c.ord,
         stepped.c.n_surveys,
         stepped.c.headline_score,
         stepped.c.band,
         case((stepped.c.first_id != stepped.c.id, stepped.c.first_band)).label("first_band"),
         case((stepped.c.earlier_ord == stepped.c.ord - 1, stepped.c.earlier_band)).label("prev_band"),
-    ).where(latest)
+    ).join_from(stepped, clients, clients.c.id == stepped.c.client_id)
+    query = query.outerjoin(holdings, holdings.c.client_id == stepped.c.client_id)
+    query = query.where(latest)
     if ordinals is not None:
         query = query.where(stepped.c.ord.in_(ordinals))
-    return _with_lines(query.cte("chosen"), layout).cte("facts")
-
-
-def _with_lines(chosen: Any, layout: _Layout) -> Select[Any]:
-    """The chosen surveys with a likelihood sum and count column per poverty line (lines pivoted once, here)."""
-    line = SurveyLineResult.__table__
-    pivoted = []
-    for index, slug in enumerate(layout.slugs):
-        pivoted += [
-            func.sum(case((line.c.line_slug == slug, line.c.likelihood), else_=0.0)).label(f"line_sum{index}"),
-            _count_if(line.c.line_slug == slug).label(f"line_n{index}"),
-        ]
-    lines = (
-        select(line.c.survey_id, *pivoted)
-        .join_from(line, chosen, chosen.c.id == line.c.survey_id)
-        .group_by(line.c.survey_id)
-        .subquery("chosen_lines")
-    )
-    line_columns = [column for column in lines.c if column.name != "survey_id"]
-    return select(*chosen.c, *line_columns).outerjoin(lines, lines.c.survey_id == chosen.c.id)
+    return query
 
 
 def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
@@ -327,57 +406,34 @@ def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
     return query
 
 
-def _partials(facts: Any, dimensions: set[str], layout: _Layout) -> Any:
-    """(dim, key, ord, m0..mN): additive measures per dimension key and period."""
-    parts = []
-    if dimensions & {"office", "officer"}:
-        fine = _fine(facts, layout)
-        for dimension, column in (("office", fine.c.office_id), ("officer", fine.c.officer_id)):
-            if dimension in dimensions:
-                measures = [func.sum(fine.c[f"m{index}"]) for index in range(layout.width)]
-                parts.append(
-                    select(literal(dimension).label("dim"), column.label("key"), fine.c.ord, *_named(measures))
-                    .where(column.is_not(None))
-                    .group_by(column, fine.c.ord)
-                )
-    for dimension in sorted(dimensions & {"fund", "product"}):
-        members = _account_members(dimension)
-        keys = (literal(dimension).label("dim"), members.c.key.label("key"))
-        parts.append(_measured(facts, layout, keys, members, members.c.cid))
-    return union_all(*parts)
+def _holdings() -> Any:
+    """(client_id, funds, products): the ids of the funds and products a client holds accounts in, as text; only
+    used to tell profiles apart (any order or repetition is still an exact key: it lists exactly those ids)."""
+    account = Account.__table__
+    return (
+        select(
+            account.c.client_id,
+            func.aggregate_strings(cast(account.c.fund_id, String), ",").label("funds"),
+            func.aggregate_strings(cast(account.c.product_id, String), ",").label("products"),
+        )
+        .group_by(account.c.client_id)
+        .subquery("holdings")
+    )
 
 
-def _fine(facts: Any, layout: _Layout) -> Any:
-    """Measures per (leaf office, loan officer, period): office and officer roll-ups both start from here."""
-    clients = Client.__table__
-    dims = (clients.c.office_id, clients.c.officer_id)
-    return _measured(facts, layout, dims, clients, clients.c.id).cte("fine")
-
-
-def _account_members(dimension: str) -> Any:
-    """(key, cid): the funds or products a client holds an account in, each once."""
+def _account_members(dimension: str, clients: Select[Any]) -> Any:
+    """(key, cid): the funds or products each of `clients` holds an account in, each once."""
     key = Account.fund_id if dimension == "fund" else Account.product_id
-    query = select(key.label("key"), Account.client_id.label("cid")).where(key.is_not(None)).distinct()
-    return query.subquery(f"{dimension}_members")
+    query = select(key.label("key"), Account.client_id.label("cid")).where(key.is_not(None))
+    return query.where(Account.client_id.in_(clients)).distinct().subquery(f"{dimension}_members")
 
 
-def _measured(facts: Any, layout: _Layout, keys: Sequence[Any], members: Any, client_id: Any) -> Select[Any]:
-    """Facts joined to `members` (clients or account memberships), summed per `keys` (columns of `members`; a
-    leading constant dimension name is selected but not grouped) and period."""
-    selected = (*keys, facts.c.ord)
-    grouped = [column for column in selected if not isinstance(getattr(column, "element", None), BindParameter)]
-    query = select(*selected, *_named(_measures(facts, layout)))
-    return query.join_from(facts, members, client_id == facts.c.client_id).group_by(*grouped)
-
-
-def _measures(facts: Any, layout: _Layout) -> list[Any]:
+def _survey_measures(facts: Any, layout: _Layout) -> list[Any]:
     score = cast(facts.c.headline_score, Integer)
     measures = [func.count(), func.sum(facts.c.n_surveys), func.sum(score), func.count(score)]
     measures += [_count_if(facts.c.band == band) for band in layout.bands]
     for before_column in (facts.c.first_band, facts.c.prev_band):
         measures += [_count_if(and_(before_column == a, facts.c.band == b)) for a, b in layout.pairs]
-    for index in range(len(layout.slugs)):
-        measures += [func.sum(facts.c[f"line_sum{index}"]), func.sum(facts.c[f"line_n{index}"])]
     return measures
 
 
@@ -442,16 +498,35 @@ def _other_groups(level: str, scope: Scope | None) -> Select[Any]:
 # --- rows -> cells ---------------------------------------------------------------------------------------------
 
 
-def _cells_from_rows(rows: Iterable[Any], period_kind: str, k: int, layout: _Layout) -> dict[str, list[Cell]]:
+def _rates(line_rows: Iterable[Any]) -> dict[tuple[str, str, int], dict[str, float]]:
+    """Poverty rate per line of each cell, from (level, group id, name, period, line, likelihood sum, count)."""
+    rates: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)
+    for level, group_id, _name, ordinal, slug, total, n in line_rows:
+        if n:
+            rates[(level, group_id, int(ordinal))][slug] = round(float(total) / int(n), 4)
+    return rates
+
+
+def _cells_from_rows(
+    rows: Iterable[Any], rates: dict[tuple[str, str, int], dict[str, float]], period_kind: str, k: int, layout: _Layout
+) -> dict[str, list[Cell]]:
     cells: dict[str, list[Cell]] = defaultdict(list)
     for level, group_id, name, ordinal, *measures in sorted(rows, key=lambda row: (*row[:2], int(row[3]))):
         period = period_label(int(ordinal), period_kind)
-        cells[level].append(_to_cell(level, group_id, name, period, measures, k, layout))
+        cell_rates = rates.get((level, group_id, int(ordinal)), {})
+        cells[level].append(_to_cell(level, group_id, name, period, measures, cell_rates, k, layout))
     return cells
 
 
 def _to_cell(
-    level: str, group_id: str, name: str, period: str, measures: Sequence[Any], k: int, layout: _Layout
+    level: str,
+    group_id: str,
+    name: str,
+    period: str,
+    measures: Sequence[Any],
+    rates: dict[str, float],
+    k: int,
+    layout: _Layout,
 ) -> Cell:
     clients, surveys, score_sum, score_n = (measure or 0 for measure in measures[:4])
     if clients < k:
@@ -462,13 +537,6 @@ def _to_cell(
     band_counts = _nonzero(layout.bands, measures[4:bands_end])
     since_first = [Transition(a, b, n) for (a, b), n in _nonzero(layout.pairs, measures[bands_end:first_end]).items()]
     previous = [Transition(a, b, n) for (a, b), n in _nonzero(layout.pairs, measures[first_end:previous_end]).items()]
-    line_sums = measures[previous_end::2]
-    line_counts = measures[previous_end + 1 :: 2]
-    rates = {
-        slug: round(float(total) / int(n), 4)
-        for slug, total, n in zip(layout.slugs, line_sums, line_counts, strict=True)
-        if n
-    }
     return Cell(
         level=level,
         group_id=group_id,
@@ -478,7 +546,7 @@ def _to_cell(
         clients=int(clients),
         surveys=int(surveys),
         mean_score=round(float(score_sum) / int(score_n), 2) if score_n else None,
-        poverty_rates=rates,
+        poverty_rates=dict(sorted(rates.items())),
         band_counts=band_counts,
         transitions_since_first=tuple(since_first),
         transitions_from_previous=tuple(previous),
