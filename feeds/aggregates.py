@@ -361,11 +361,13 @@ def _facts(period_kind: str, scope: Scope | None, ordinals: list[int] | None) ->
     ).subquery("ranked")
     # On the latest survey of a period, stepping back n_surveys rows lands on the latest one of an earlier period.
     back = cast(ranked.c.n_surveys, Integer)
-    by_client = {"partition_by": ranked.c.client_id, "order_by": (ranked.c.ord, ranked.c.date_collected, ranked.c.id)}
+    in_rank_order = (ranked.c.ord, ranked.c.date_collected, ranked.c.id)
     stepped = select(
         *ranked.c,
-        func.lag(ranked.c.band, back).over(**by_client).label("earlier_band"),
-        func.lag(ranked.c.ord, back).over(**by_client).label("earlier_ord"),
+        func.lag(ranked.c.band, back)
+        .over(partition_by=ranked.c.client_id, order_by=in_rank_order)
+        .label("earlier_band"),
+        func.lag(ranked.c.ord, back).over(partition_by=ranked.c.client_id, order_by=in_rank_order).label("earlier_ord"),
     ).subquery("stepped")
     latest = or_(stepped.c.next_ord.is_(None), stepped.c.next_ord != stepped.c.ord)
     clients = Client.__table__
