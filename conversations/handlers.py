@@ -105,9 +105,10 @@ def first_time(session: Session, inbound: Inbound) -> bool:
 def over_rate_limit(services: Services, sender: str, now: datetime) -> bool:
     """A fixed one-minute window per sender, so one number flooding hops cannot slow the others."""
     key = f"rate:sender:{sender}:{int(now.timestamp()) // 60}"
-    count = services.redis.incr(key)
-    if count == 1:
-        services.redis.expire(key, 120)
+    pipeline = services.redis.pipeline(transaction=False)  # one round trip for both commands
+    pipeline.incr(key)
+    pipeline.expire(key, 120)  # the key names its minute, so refreshing the expiry never extends a window
+    count, _ = pipeline.execute()
     return int(count) > services.settings.rate_limit_per_phone_per_minute
 
 

@@ -32,6 +32,7 @@ class LiveSession:
     consumed: int = 0  # characters of Africa's Talking's cumulative `text` already handled
     last_input_digest: str | None = None  # digest of the last hop's full text (never the text: it may hold a PIN)
     last_response: list[dict[str, Any]] | None = None  # the replies of the last hop, for a repeated hop
+    caller: dict[str, Any] | None = None  # who is on the line, resolved on the session's first hop
 
     def to_json(self) -> str:
         return json.dumps(
@@ -40,6 +41,7 @@ class LiveSession:
                 "consumed": self.consumed,
                 "last_input_digest": self.last_input_digest,
                 "last_response": self.last_response,
+                "caller": self.caller,
             }
         )
 
@@ -54,6 +56,7 @@ class LiveSession:
                 consumed=int(data.get("consumed") or 0),
                 last_input_digest=data.get("last_input_digest"),
                 last_response=data.get("last_response"),
+                caller=data.get("caller") if isinstance(data.get("caller"), dict) else None,
             )
         except (ValueError, TypeError, AttributeError):
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -111,7 +111,7 @@ def _handle(services: Services, inbound: Inbound, now: datetime) -> list[Reply]:
 def _converse(
     services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime
 ) -> tuple[list[Reply], LiveSession | None]:
-    caller = handlers.identify(session, inbound, now, services.settings.default_region)
+    caller = _caller(services, session, inbound, live, now)
     if caller.role == "unknown":
         return handlers.unknown_caller_replies(services, session, inbound, caller), None
     if inbound.channel != "at-ussd":
@@ -123,6 +123,7 @@ def _converse(
         live = LiveSession(state={})
     if inbound.channel == "at-ussd":
         live.consumed = len(inbound.text)
+        live.caller = asdict(caller)
     state = State.from_json(live.state) if live.state else None
     replies: list[Reply] = []
     runner = _EffectRunner(services, session, inbound, caller, now)
@@ -136,6 +137,23 @@ def _converse(
     if finished and inbound.channel != "at-ussd":
         return replies, None
     return replies, live
+
+
+def _caller(services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime) -> Caller:
+    """Who is calling: resolved from the phone on a USSD session's first hop and kept in its live state (a session
+    lasts minutes), resolved on every message elsewhere."""
+    if inbound.channel == "at-ussd" and live is not None and live.caller is not None:
+        try:
+            cached = live.caller
+            return Caller(
+                phone=cached["phone"],
+                role=cached["role"],
+                client_ids=tuple(int(cid) for cid in cached["client_ids"]),
+                staff_id=cached["staff_id"],
+            )
+        except (KeyError, TypeError, ValueError):
+            pass  # an older or damaged record: resolve again
+    return handlers.identify(session, inbound, now, services.settings.default_region)
 
 
 def _events(inbound: Inbound, live: LiveSession | None) -> list[Any]:
