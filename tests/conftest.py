@@ -76,6 +76,17 @@ def run_jobs(services: Services):  # type: ignore[no-untyped-def]
     return run
 
 
+@pytest.fixture
+def survey_client(services: Services) -> int:
+    """KEN-2024 active with the standard bands shown to clients, and Jane (C0002, English) on CLIENT_PHONE."""
+    from tests.factories import CLIENT_PHONE, STANDARD_BANDS, configure_ppi, make_client
+
+    with services.transaction() as session:
+        configure_ppi(session, bands=STANDARD_BANDS, show_band_to_client=True)
+        client = make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[CLIENT_PHONE], language="en")
+        return client.id
+
+
 def _empty_all_tables(services: Services) -> None:
     db.import_all_models()
     with services.engine.begin() as connection:

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 
 _sequence = itertools.count(1)
 
+# The MFI bands of the brief, used by the channel tests.
+STANDARD_BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
+# The demo client most channel tests dial from.
+CLIENT_PHONE = "+254700000002"
+
 # A fixed "now" for tests that need one: 2024-06-15 09:00 UTC (12:00 in Nairobi).
 NOW = datetime(2024, 6, 15, 9, 0, tzinfo=UTC)
 

@@ -28,10 +28,10 @@ from sqlalchemy import select  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from surveys.models import SurveyResponse  # noqa: E402
-from tests.factories import configure_ppi, make_client  # noqa: E402
+from tests.factories import CLIENT_PHONE, STANDARD_BANDS  # noqa: E402
 
-PHONE = "+254700000002"
-BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
+PHONE = CLIENT_PHONE
+BANDS = STANDARD_BANDS
 BROWSER_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -66,14 +66,6 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     yield driver
     driver.quit()
-
-
-@pytest.fixture
-def survey_client(services) -> int:
-    with services.transaction() as session:
-        configure_ppi(session, bands=BANDS, show_band_to_client=True)
-        client = make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
-        return client.id
 
 
 def screen_text(browser: WebDriver) -> str:

@@ -15,11 +15,10 @@ from conversations.models import ConversationDraft
 from gateway.models import OutboxMessage
 from settings import Settings
 from surveys.models import SurveyResponse
-from tests.factories import configure_ppi, make_client, make_staff
+from tests.factories import CLIENT_PHONE, STANDARD_BANDS, configure_ppi, make_client, make_staff
 
-CLIENT_PHONE = "+254700000002"
 OFFICER_PHONE = "+254711000001"
-BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
+BANDS = STANDARD_BANDS
 _ids = itertools.count(1)
 
 

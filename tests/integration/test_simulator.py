@@ -21,19 +21,11 @@ from app import create_app
 from gateway.models import OutboxMessage
 from simulator.terminal import simulate_group
 from surveys.models import SurveyResponse
-from tests.factories import configure_ppi, make_client
+from tests.factories import CLIENT_PHONE, STANDARD_BANDS
 
-PHONE = "+254700000002"
+PHONE = CLIENT_PHONE
 OTHER_PHONE = "+254700000003"
-BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
-
-
-@pytest.fixture
-def survey_client(services) -> int:
-    with services.transaction() as session:
-        configure_ppi(session, bands=BANDS, show_band_to_client=True)
-        client = make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
-        return client.id
+BANDS = STANDARD_BANDS
 
 
 def page_config(html: str) -> dict:

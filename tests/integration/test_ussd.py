@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 
-import pytest
 from sqlalchemy import func, select
 
 from conversations.models import ConversationDraft
 from surveys.models import SurveyResponse
-from tests.factories import configure_ppi, make_client, make_staff
+from tests.factories import CLIENT_PHONE, STANDARD_BANDS, configure_ppi, make_client, make_staff
 
-PHONE = "+254700000002"
-BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
+PHONE = CLIENT_PHONE
+BANDS = STANDARD_BANDS
 _sessions = itertools.count(1)
 
 
@@ -57,14 +56,6 @@ class Phone:
         assert len(body) - 4 <= 182, f"screen too long ({len(body) - 4}): {body}"
         self.screens.append(body)
         return body
-
-
-@pytest.fixture
-def survey_client(services):
-    with services.transaction() as session:
-        configure_ppi(session, bands=BANDS, show_band_to_client=True)
-        client = make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
-        return client.id
 
 
 def _answer_whole_survey(phone: Phone, first_screen: str) -> str:
