@@ -236,6 +236,9 @@ def profile_hops(args: argparse.Namespace) -> None:
     print(_trim(out.getvalue()))
     if args.prototypes:
         compare_prototypes(services, client, args)
+    if args.profile_only:
+        plain = timed_surveys(services, client, args.profile_sessions, "plain", 40_000)
+        print(f"\n== in-process, no profiler: {plain:.2f} ms/hop ({common.machine_note()}) ==")
     services.engine.dispose()
 
 
@@ -298,12 +301,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=240, help="time cap of each load run")
     parser.add_argument("--profile-sessions", type=int, default=20, help="surveys to profile (0: skip)")
     parser.add_argument("--prototypes", action="store_true", help="also time hops with the proposed changes")
+    parser.add_argument(
+        "--profile-only", action="store_true", help="skip the gunicorn runs; profile, then time hops in-process"
+    )
     args = parser.parse_args()
     common.exit_on_sigterm()
     print(f"machine: {common.machine_note()}")
     ok = True
     with tempfile.TemporaryDirectory() as folder:
-        for worker_class in args.worker_class:
+        for worker_class in [] if args.profile_only else args.worker_class:
             ok = report_class(run_class(args, worker_class, Path(folder))) and ok
     if args.profile_sessions:
         profile_hops(args)

@@ -7,6 +7,7 @@ runs inside the hop's single database transaction.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -24,7 +25,8 @@ from accounts.models import ChatLink, Client, Office, Staff
 from bootstrap import Services
 from conversations import effects as fx
 from conversations.dialogue import ClientRef, Context, EffectResult, State
-from conversations.scripts import survey_script
+from conversations.scripts import SurveyScript, survey_script
+from conversations.survey import SURVEY_NODES
 from feeds.schedule import survey_changed
 from gateway.messages import Inbound, Reply
 from gateway.models import SeenMessage
@@ -158,17 +160,18 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
     session, caller, services = runner.session, runner.caller, runner.services
     config = runner.ppi_config()
     client_id = active_client_id(caller, state)
-    language = language_of(session, services, caller, state)
+    language = runner.language(state)
     script = None
     if config is not None and config.status == "active":
-        script = survey_script(load_for_reader(config.scorecard_id, language))
+        script = _survey_script(config.scorecard_id, language)
     mode = "officer" if caller.role == "officer" else "self"
-    draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None else None
-    clients = [session.get(Client, cid) for cid in caller.client_ids]
+    draft = None
+    if client_id is not None and (state is None or state.node not in SURVEY_NODES):
+        draft = runner.drafts.find(client_id, mode, runner.now)  # a running survey carries its answers in the state
     return Context(
         channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),
         role=caller.role,
-        clients=tuple(ClientRef(c.id, _first_name(c.name)) for c in clients if c is not None),
+        clients=tuple(ClientRef(c.id, _first_name(c.name)) for c in runner.caller_clients if c is not None),
         authenticated_client_id=None,
         survey=script,
         draft=_draft_view(draft, language, services) if draft is not None else None,
@@ -176,6 +179,12 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
         languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
         pin_status=_pin_status(session.get(Client, client_id) if client_id else None, runner.now),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _survey_script(scorecard_id: str, language: str) -> SurveyScript:
+    """Scorecards never change once published, so their script per language is built once per process."""
+    return survey_script(load_for_reader(scorecard_id, language))
 
 
 def _draft_view(draft: Any, language: str, services: Services) -> dict[str, Any]:

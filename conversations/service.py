@@ -17,6 +17,7 @@ import redis
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from accounts.models import Client
 from bootstrap import Services
 from conversations import commands, handlers
 from conversations.dialogue import Context, EffectResult, Start, State, UserInput
@@ -188,6 +189,10 @@ class _EffectRunner:
         self.now = now
         self.drafts = DraftRepository(session)
         self._ppi_config: tuple[surveys.PpiConfig | None] | None = None
+        self._languages: dict[int | None, str] = {}
+        # The session's identity map holds rows weakly: keeping the caller's rows here for the hop lets every later
+        # `session.get` in this hop find them instead of selecting them again.
+        self.caller_clients = [session.get(Client, cid) for cid in caller.client_ids]
 
     def ppi_config(self) -> surveys.PpiConfig | None:
         """The MFI's PPI settings, read once per hop (the engine may be called several times in one hop)."""
@@ -199,7 +204,7 @@ class _EffectRunner:
         replies: list[Reply] = []
         for _ in range(MAX_EFFECT_ROUNDS):
             context = self.context(state)
-            translate = handlers.translator(self.session, self.services, self.caller, state)
+            translate = gettext_for(self.language(state))
             step = advance(state, event, context, translate)
             state = step.state
             replies.extend(step.replies)
@@ -215,6 +220,13 @@ class _EffectRunner:
 
     def context(self, state: State | None) -> Context:
         return handlers.build_context(self, state)
+
+    def language(self, state: State | None) -> str:
+        """The caller's language, worked out once per hop for each client the state can point at."""
+        key = handlers.active_client_id(self.caller, state)
+        if key not in self._languages:
+            self._languages[key] = handlers.language_of(self.session, self.services, self.caller, state)
+        return self._languages[key]
 
 
 def _reply_to_json(reply: Reply) -> dict[str, Any]:
