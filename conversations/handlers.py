@@ -104,14 +104,13 @@ def first_time(session: Session, inbound: Inbound) -> bool:
     return True
 
 
-def over_rate_limit(services: Services, sender: str, now: datetime) -> bool:
+def rate_key(sender: str, now: datetime) -> str:
     """A fixed one-minute window per sender, so one number flooding hops cannot slow the others."""
-    key = f"rate:sender:{sender}:{int(now.timestamp()) // 60}"
-    pipeline = services.redis.pipeline(transaction=False)  # one round trip for both commands
-    pipeline.incr(key)
-    pipeline.expire(key, 120)  # the key names its minute, so refreshing the expiry never extends a window
-    count, _ = pipeline.execute()
-    return int(count) > services.settings.rate_limit_per_phone_per_minute
+    return f"rate:sender:{sender}:{int(now.timestamp()) // 60}"
+
+
+def over_rate_limit(services: Services, count: int | None) -> bool:
+    return count is not None and count > services.settings.rate_limit_per_phone_per_minute
 
 
 # --- what the engine needs to know ----------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +24,8 @@ from conversations.models import ConversationDraft
 
 STATE_PREFIX = "conv:"
 LOCK_PREFIX = "conv-lock:"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,23 +70,95 @@ def input_digest(session_key: str, text: str) -> str:
     return hashlib.sha256(f"{session_key}\x00{text}".encode()).hexdigest()
 
 
+# Writes the hop's live state (or deletes it when ARGV[2] is empty) and releases the lock, only while the lock still
+# holds this hop's token: a hop that outlived its lock must not overwrite the state of the hop that took it over.
+_SAVE_AND_RELEASE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('del', KEYS[2]) else redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+redis.call('del', KEYS[1])
+return 1
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class HeldSession:
+    """One hop's hold on a session: its lock token, the state it loaded, and what it will write back on release."""
+
+    session_key: str
+    token: str
+    locked: bool
+    live: LiveSession | None = None
+    rate_count: int | None = None  # the sender's requests in this rate window, this one included
+    pending: str | None = None  # JSON to save on release; "" deletes the state; None leaves it untouched
+
+    def keep(self, live: LiveSession) -> None:
+        self.pending = live.to_json()
+
+    def discard(self) -> None:
+        self.pending = ""
+
+
 class LiveSessionStore:
+    """The live state behind a per-session Redis lock, so the same hop arriving twice at once on two processes is
+    handled once. A hop costs two round trips when nobody else holds the session: one to count the sender's rate,
+    take the lock and load the state, one to save the state and release the lock."""
+
+    LOCK_TIMEOUT_SECONDS = 10
+    LOCK_WAIT_SECONDS = 5
+    RATE_KEY_SECONDS = 120  # a rate key names its minute, so refreshing its expiry never extends a window
+
     def __init__(self, connection: redis.Redis, ttl_seconds: int) -> None:
         self.redis = connection
         self.ttl_seconds = ttl_seconds
+        self._save_and_release = connection.register_script(_SAVE_AND_RELEASE)
+        self._release = connection.register_script(_RELEASE)
 
     def load(self, session_key: str) -> LiveSession | None:
         return LiveSession.from_json(self.redis.get(STATE_PREFIX + session_key))
 
-    def save(self, session_key: str, live: LiveSession) -> None:
-        self.redis.set(STATE_PREFIX + session_key, live.to_json(), ex=self.ttl_seconds)
+    def acquire(self, session_key: str, *, rate_key: str | None = None) -> HeldSession:
+        """Count the request against `rate_key`, try the lock and read the state, in one round trip. The state is
+        kept only when the lock was taken; otherwise `wait` takes the lock and reads it again."""
+        held = HeldSession(session_key, uuid.uuid4().hex, locked=False)
+        pipeline = self.redis.pipeline(transaction=False)
+        if rate_key is not None:
+            pipeline.incr(rate_key)
+            pipeline.expire(rate_key, self.RATE_KEY_SECONDS)
+        pipeline.set(LOCK_PREFIX + session_key, held.token, nx=True, px=self.LOCK_TIMEOUT_SECONDS * 1000)
+        pipeline.get(STATE_PREFIX + session_key)
+        results = pipeline.execute()
+        if rate_key is not None:
+            held.rate_count = int(results[0])
+        held.locked = bool(results[-2])
+        held.live = LiveSession.from_json(results[-1]) if held.locked else None
+        return held
 
-    def discard(self, session_key: str) -> None:
-        self.redis.delete(STATE_PREFIX + session_key)
+    def wait(self, held: HeldSession) -> None:
+        """Block until the lock is ours (another hop of this session is running), then read the state."""
+        if held.locked:
+            return
+        lock = self.redis.lock(
+            LOCK_PREFIX + held.session_key, timeout=self.LOCK_TIMEOUT_SECONDS, blocking_timeout=self.LOCK_WAIT_SECONDS
+        )
+        if not lock.acquire(token=held.token):
+            raise redis.exceptions.LockError("the session is busy")
+        held.locked = True
+        held.live = self.load(held.session_key)
 
-    def lock(self, session_key: str) -> Any:
-        """A Redis lock per session, so the same hop arriving twice at once on two processes is handled once."""
-        return self.redis.lock(LOCK_PREFIX + session_key, timeout=10, blocking_timeout=5)
+    def release(self, held: HeldSession) -> None:
+        """Write what the hop asked to keep, and free the lock, in one round trip; nothing when the lock was lost."""
+        if not held.locked:
+            return
+        keys = [LOCK_PREFIX + held.session_key, STATE_PREFIX + held.session_key]
+        if held.pending is None:
+            self._release(keys=keys[:1], args=[held.token])
+        elif not self._save_and_release(keys=keys, args=[held.token, held.pending, self.ttl_seconds]):
+            logger.warning("a conversation hop outlived its session lock; its state was not saved")
+        held.locked = False
 
 
 class DraftRepository:

@@ -22,7 +22,7 @@ from bootstrap import Services
 from conversations import commands, handlers
 from conversations.dialogue import Context, EffectResult, Start, State, UserInput
 from conversations.engine import advance
-from conversations.repository import DraftRepository, LiveSession, LiveSessionStore, input_digest
+from conversations.repository import DraftRepository, HeldSession, LiveSession, LiveSessionStore, input_digest
 from db import utcnow
 from gateway import outbox
 from gateway.messages import Choice, Inbound, Reply
@@ -79,34 +79,43 @@ def _handle(services: Services, inbound: Inbound, now: datetime) -> list[Reply]:
         services.redis, services.settings.ussd_session_ttl_seconds if ussd else MESSAGE_SESSION_TTL_SECONDS
     )
     session_key = f"{inbound.channel}:{inbound.session_id}"
-    if handlers.over_rate_limit(services, inbound.sender, now):
-        translate = gettext_for(services.settings.default_locale)
-        return [Reply(translate("Too many requests. Please wait a minute and try again."), final=True)]
-    with store.lock(session_key):
-        live = store.load(session_key)
-        digest = input_digest(session_key, inbound.text)
-        if ussd and live is not None and live.last_input_digest == digest and live.last_response is not None:
-            return [_reply_from_json(item) for item in live.last_response]  # a gateway retry: same screen, no effects
-        with services.transaction() as session:
-            if not handlers.first_time(session, inbound):
-                return []  # a provider message id seen before is not processed again
-            replies, live = _converse(services, session, inbound, live, now)
-            if replies and not services.channels[inbound.channel].synchronous:
-                outbox.queue_replies(
-                    session,
-                    services,
-                    channel=outbox.reply_channel(services, inbound.channel),
-                    recipient=inbound.sender,
-                    replies=replies,
-                    key_prefix=f"{inbound.channel}:{inbound.provider_message_id or uuid.uuid4().hex}",
-                )
-        if live is None:
-            store.discard(session_key)
-        else:  # an ended USSD session keeps its last screen until the TTL, for a gateway's retry of the last hop
-            live.last_input_digest = digest
-            live.last_response = [_reply_to_json(reply) for reply in replies]
-            store.save(session_key, live)
-        return replies
+    held = store.acquire(session_key, rate_key=handlers.rate_key(inbound.sender, now))
+    try:
+        if handlers.over_rate_limit(services, held.rate_count):
+            translate = gettext_for(services.settings.default_locale)
+            return [Reply(translate("Too many requests. Please wait a minute and try again."), final=True)]
+        store.wait(held)
+        return _hop(services, inbound, held, ussd, now)
+    finally:
+        store.release(held)
+
+
+def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, now: datetime) -> list[Reply]:
+    """One message under the session's lock; what to write back to the live state is left on `held`."""
+    live = held.live
+    digest = input_digest(held.session_key, inbound.text)
+    if ussd and live is not None and live.last_input_digest == digest and live.last_response is not None:
+        return [_reply_from_json(item) for item in live.last_response]  # a gateway retry: same screen, no effects
+    with services.transaction() as session:
+        if not handlers.first_time(session, inbound):
+            return []  # a provider message id seen before is not processed again
+        replies, live = _converse(services, session, inbound, live, now)
+        if replies and not services.channels[inbound.channel].synchronous:
+            outbox.queue_replies(
+                session,
+                services,
+                channel=outbox.reply_channel(services, inbound.channel),
+                recipient=inbound.sender,
+                replies=replies,
+                key_prefix=f"{inbound.channel}:{inbound.provider_message_id or uuid.uuid4().hex}",
+            )
+    if live is None:
+        held.discard()
+    else:  # an ended USSD session keeps its last screen until the TTL, for a gateway's retry of the last hop
+        live.last_input_digest = digest
+        live.last_response = [_reply_to_json(reply) for reply in replies]
+        held.keep(live)
+    return replies
 
 
 def _converse(
