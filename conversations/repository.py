@@ -37,6 +37,7 @@ class LiveSession:
     last_input_digest: str | None = None  # digest of the last hop's full text (never the text: it may hold a PIN)
     last_response: list[dict[str, Any]] | None = None  # the replies of the last hop, for a repeated hop
     caller: dict[str, Any] | None = None  # who is on the line, resolved on the session's first hop
+    ppi: dict[str, Any] | None = None  # the PPI settings read on the session's first hop (USSD)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -46,6 +47,7 @@ class LiveSession:
                 "last_input_digest": self.last_input_digest,
                 "last_response": self.last_response,
                 "caller": self.caller,
+                "ppi": self.ppi,
             }
         )
 
@@ -61,6 +63,7 @@ class LiveSession:
                 last_input_digest=data.get("last_input_digest"),
                 last_response=data.get("last_response"),
                 caller=data.get("caller") if isinstance(data.get("caller"), dict) else None,
+                ppi=data.get("ppi") if isinstance(data.get("ppi"), dict) else None,
             )
         except (ValueError, TypeError, AttributeError):
             return None

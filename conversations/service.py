@@ -28,6 +28,7 @@ from gateway import outbox
 from gateway.messages import Choice, Inbound, Reply
 from locales import gettext_for
 from logs import mask_phone
+from scoring.scorecard import Band
 from surveys import service as surveys
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ def _converse(
     state = State.from_json(live.state) if live.state else None
     replies: list[Reply] = []
     runner = _EffectRunner(services, session, inbound, caller, now)
+    if inbound.channel == "at-ussd":
+        runner.ppi_from_json(live.ppi)
     finished = False
     for event in events:
         # Only the last event's screen is shown: a hop answers with one screen, and one SMS reply per message.
@@ -144,6 +147,8 @@ def _converse(
         if finished:
             break
     live.state = state.to_json() if state is not None and not finished else {}
+    if inbound.channel == "at-ussd":
+        live.ppi = runner.ppi_to_json()
     if finished and inbound.channel != "at-ussd":
         return replies, None
     return replies, live
@@ -208,6 +213,36 @@ class _EffectRunner:
         if self._ppi_config is None:
             self._ppi_config = (surveys.get_config(self.session),)
         return self._ppi_config[0]
+
+    def ppi_to_json(self) -> dict[str, Any] | None:
+        """The settings this hop used, for the USSD live state: a USSD session (a few minutes at most) keeps the
+        settings of its first hop, so a settings change reaches every session that starts after it."""
+        if self._ppi_config is None:
+            return None
+        config = self._ppi_config[0]
+        if config is None:
+            return {"configured": False}
+        bands = [[band.low, band.high, band.label] for band in config.bands] if config.bands else None
+        return {"configured": True, **asdict(config), "bands": bands}
+
+    def ppi_from_json(self, data: dict[str, Any] | None) -> None:
+        if not data:
+            return
+        try:
+            if not data["configured"]:
+                self._ppi_config = (None,)
+                return
+            bands = tuple(Band(int(low), int(high), str(label)) for low, high, label in data["bands"] or ())
+            config = surveys.PpiConfig(
+                scorecard_id=str(data["scorecard_id"]),
+                status=str(data["status"]),
+                headline_line=str(data["headline_line"]),
+                bands=bands or None,
+                show_band_to_client=bool(data["show_band_to_client"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return  # an older or damaged record: read the settings again
+        self._ppi_config = (config,)
 
     def run(self, state: State | None, event: Any) -> tuple[State, list[Reply], bool]:
         replies: list[Reply] = []
