@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -134,7 +134,12 @@ def _converse(
         live = LiveSession(state={})
     if inbound.channel == "at-ussd":
         live.consumed = len(inbound.text)
-        live.caller = asdict(caller)
+        live.caller = {
+            "phone": caller.phone,
+            "role": caller.role,
+            "client_ids": list(caller.client_ids),
+            "staff_id": caller.staff_id,
+        }
     state = State.from_json(live.state) if live.state else None
     replies: list[Reply] = []
     runner = _EffectRunner(services, session, inbound, caller, now)
@@ -223,7 +228,14 @@ class _EffectRunner:
         if config is None:
             return {"configured": False}
         bands = [[band.low, band.high, band.label] for band in config.bands] if config.bands else None
-        return {"configured": True, **asdict(config), "bands": bands}
+        return {
+            "configured": True,
+            "scorecard_id": config.scorecard_id,
+            "status": config.status,
+            "headline_line": config.headline_line,
+            "bands": bands,
+            "show_band_to_client": config.show_band_to_client,
+        }
 
     def ppi_from_json(self, data: dict[str, Any] | None) -> None:
         if not data:
