@@ -70,6 +70,8 @@ def _verified(channel: Any, parse: Callable[[WebhookRequest], list[T]]) -> list[
 def _messages_view(slug: str):  # type: ignore[no-untyped-def]
     def view() -> Response:
         services = _services()
+        if slug == "console" and services.settings.is_production:
+            return _error(404, "not found")  # the console trusts its sender: for development and the simulator only
         channel = services.channels[slug]
         messages = _verified(channel, channel.parse)
         if isinstance(messages, Response):

@@ -260,3 +260,13 @@ def test_consent_over_telegram_buttons(database_url, services, people):
     with services.transaction() as session:
         events = session.scalars(select(ConsentEvent)).all()
         assert [(event.granted, event.channel) for event in events] == [(True, "telegram")]
+
+
+def test_the_console_webhook_does_not_exist_in_production(database_url):
+    from app import create_app
+
+    production = Settings(
+        app_env="production", database_url=database_url, redis_url="redis://127.0.0.1:1/0", secret_key="s"
+    )
+    http = create_app(production).test_client()
+    assert http.post("/webhooks/console/sms", data={"from": CLIENT_PHONE, "text": "YES"}).status_code == 404
