@@ -41,7 +41,8 @@ def _wanted_dir(path: str) -> bool:
 
 def render(catalog: Catalog) -> bytes:
     buffer = io.BytesIO()
-    write_po(buffer, catalog, omit_header=True, sort_output=True, width=120)
+    # File names without line numbers: moving code around must not make the template "out of date".
+    write_po(buffer, catalog, omit_header=True, sort_output=True, width=120, include_lineno=False)
     return buffer.getvalue()
 
 
@@ -109,7 +110,15 @@ def update() -> None:
             catalog = Catalog(locale=locale, project="impact-connect")
         catalog.update(template, no_fuzzy_matching=True)
         buffer = io.BytesIO()
-        write_po(buffer, catalog, sort_output=True, width=120, ignore_obsolete=True, include_previous=False)
+        write_po(
+            buffer,
+            catalog,
+            sort_output=True,
+            width=120,
+            ignore_obsolete=True,
+            include_previous=False,
+            include_lineno=False,
+        )
         path.write_bytes(buffer.getvalue())
 
 
