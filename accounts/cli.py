@@ -6,6 +6,7 @@ printed once (only its hash is stored); every action is recorded in the PIN audi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -79,14 +80,7 @@ def activation_code_command(who: str, officer: str) -> None:
 @officer_option
 @with_appcontext
 def unlock_command(who: str, officer: str) -> None:
-    services = _services()
-    with services.transaction() as session:
-        client = _client(session, who, services)
-        staff = _officer(session, officer, services)
-        service.unlock(
-            session, client, actor=f"staff:{staff.external_id}", now=utcnow(), limiter=build_limiter(services)
-        )
-        name = client.name
+    name, _ = _as_officer(who, officer, service.unlock)
     click.echo(f"{name} is unlocked; their PIN is unchanged.")
 
 
@@ -95,17 +89,20 @@ def unlock_command(who: str, officer: str) -> None:
 @officer_option
 @with_appcontext
 def reset_pin_command(who: str, officer: str) -> None:
+    name, external_id = _as_officer(who, officer, service.reset_pin)
+    click.echo(
+        f"{name}'s PIN is reset. Issue a new code: impact-connect clients activation-code {external_id} --officer ..."
+    )
+
+
+def _as_officer(who: str, officer: str, action: Callable[..., None]) -> tuple[str, str]:
+    """Run an audited PIN action (unlock, reset) on WHO for OFFICER; returns the client's name and external id."""
     services = _services()
     with services.transaction() as session:
         client = _client(session, who, services)
         staff = _officer(session, officer, services)
-        service.reset_pin(
-            session, client, actor=f"staff:{staff.external_id}", now=utcnow(), limiter=build_limiter(services)
-        )
-        name, external_id = client.name, client.external_id
-    click.echo(
-        f"{name}'s PIN is reset. Issue a new code: impact-connect clients activation-code {external_id} --officer ..."
-    )
+        action(session, client, actor=f"staff:{staff.external_id}", now=utcnow(), limiter=build_limiter(services))
+        return client.name, client.external_id
 
 
 @clients_group.command("audit", help="Show WHO's PIN history: codes issued, activations, locks, unlocks, resets.")
