@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,6 +130,7 @@ def server_env(database_url: str, redis_url: str, **settings: object) -> dict[st
         SECRET_KEY=BENCH_SECRET_KEY,
         LOG_LEVEL="WARNING",
         PYTHONPATH=f"{ROOT}{os.pathsep}{BENCH}",
+        MALLOC_ARENA_MAX="1",  # as the Procfile's web process runs
     )
     env.update({name.upper(): str(value) for name, value in settings.items()})
     return env
@@ -624,8 +626,10 @@ def run_wrk(url: str, *, connections: int, seconds: int, script: Path | None = N
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
-    output = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
     result = {"per_second": math.nan, "p50_ms": math.nan, "p99_ms": math.nan}
+    if shutil.which("wrk") is None:
+        return result
+    output = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
     for line in output.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
