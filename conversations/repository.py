@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import delete, select
+from sqlalchemy import JSON, DateTime, and_, bindparam, case, cast, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from conversations.models import ConversationDraft
@@ -171,9 +173,11 @@ class DraftRepository:
         self.session = session
 
     def find(self, client_id: int, mode: str, now: datetime) -> ConversationDraft | None:
-        draft = self.session.scalar(
-            select(ConversationDraft).where(ConversationDraft.client_id == client_id, ConversationDraft.mode == mode)
+        query = select(ConversationDraft).where(
+            ConversationDraft.client_id == client_id, ConversationDraft.mode == mode
         )
+        # `save_answer` writes with a statement, behind the session's back: always take the row as stored.
+        draft = self.session.scalar(query.execution_options(populate_existing=True))
         return None if draft is None or _expired(draft, now) else draft
 
     def save_answer(
@@ -188,38 +192,51 @@ class DraftRepository:
         now: datetime,
         ttl_days: int,
     ) -> None:
-        draft = self.session.scalar(
-            select(ConversationDraft)
-            .where(ConversationDraft.client_id == client_id, ConversationDraft.mode == mode)
-            .with_for_update()
+        """Add one answer to the client's draft in one statement (an upsert: this runs on every survey hop). A draft
+        for another scorecard, or one past its expiry, is started afresh with this answer."""
+        table = ConversationDraft.__table__
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        statement = insert.values(
+            client_id=client_id,
+            mode=mode,
+            scorecard_id=scorecard_id,
+            answers={str(question_index): option_position},
+            started_at=now,
+            updated_at=now,
+            officer_id=officer_id,
+            expires_at=now + timedelta(days=ttl_days),
         )
-        expires_at = now + timedelta(days=ttl_days)
-        if draft is None or draft.scorecard_id != scorecard_id or _expired(draft, now):
-            if draft is not None:
-                self.session.delete(draft)
-                self.session.flush()
-            draft = ConversationDraft(
-                client_id=client_id,
-                mode=mode,
-                scorecard_id=scorecard_id,
-                answers={},
-                started_at=now,
-                officer_id=officer_id,
-                expires_at=expires_at,
-            )
-            self.session.add(draft)
-        answers = dict(draft.answers or {})
-        answers[str(question_index)] = option_position
-        draft.answers = answers  # a new dict, so the JSON column is seen as changed
-        draft.officer_id = officer_id
-        draft.updated_at = now
-        draft.expires_at = expires_at
-        self.session.flush()
+        added, stored = statement.excluded, table.c
+        still_valid = and_(
+            stored.scorecard_id == added.scorecard_id, stored.expires_at > bindparam("now", now, DateTime(True))
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[stored.client_id, stored.mode],
+            set_={
+                "answers": case(
+                    (still_valid, _merged_answers(dialect, stored.answers, added.answers)), else_=added.answers
+                ),
+                "started_at": case((still_valid, stored.started_at), else_=added.started_at),
+                "scorecard_id": added.scorecard_id,
+                "officer_id": added.officer_id,
+                "updated_at": added.updated_at,
+                "expires_at": added.expires_at,
+            },
+        )
+        self.session.execute(statement)
 
     def discard(self, client_id: int, mode: str) -> None:
         self.session.execute(
             delete(ConversationDraft).where(ConversationDraft.client_id == client_id, ConversationDraft.mode == mode)
         )
+
+
+def _merged_answers(dialect: str, stored: Any, added: Any) -> Any:
+    """The stored answers with the added ones on top (JSON objects; the column is JSON, not JSONB, on PostgreSQL)."""
+    if dialect == "postgresql":
+        return cast(cast(stored, JSONB).op("||")(cast(added, JSONB)), JSON)
+    return func.json_patch(stored, added)
 
 
 def _expired(draft: ConversationDraft, now: datetime) -> bool:
