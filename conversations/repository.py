@@ -194,7 +194,7 @@ class DraftRepository:
     ) -> None:
         """Add one answer to the client's draft in one statement (an upsert: this runs on every survey hop). A draft
         for another scorecard, or one past its expiry, is started afresh with this answer."""
-        table = ConversationDraft.__table__
+        table: Any = ConversationDraft.__table__
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
         statement = insert.values(

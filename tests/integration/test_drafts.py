@@ -29,7 +29,10 @@ def _answer(session, client_id: int, question: int, option: int, *, scorecard: s
 
 def _draft(services, client_id: int) -> ConversationDraft:  # type: ignore[no-untyped-def]
     with services.transaction() as session:
-        return session.scalars(select(ConversationDraft).where(ConversationDraft.client_id == client_id)).one()
+        draft: ConversationDraft = session.scalars(
+            select(ConversationDraft).where(ConversationDraft.client_id == client_id)
+        ).one()
+        return draft
 
 
 def test_answers_accumulate_and_a_changed_answer_replaces_the_old_one(services):  # type: ignore[no-untyped-def]
