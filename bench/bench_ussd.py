@@ -1,7 +1,7 @@
 """Benchmark: the USSD hop under load, against the bare-Flask ceiling, then a profile of one survey's hops.
 
 Run: .venv/bin/python bench/bench_ussd.py [--sessions 400] [--concurrency 50] [--worker-class sync gthread]
-     [--profile-sessions 20]
+     [--workers 2] [--profile-sessions 20]
 
 For each gunicorn worker class asked for (2 workers, 127.0.0.1, APP_ENV=production on PostgreSQL + Redis), 50
 concurrent simulated phones each complete a KEN-2024 PPI survey with a distinct client (13 hops: dial, 1 = survey,
@@ -118,10 +118,14 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     threads = args.threads if worker_class == "gthread" else 1
     env = common.server_env(database_url, redis_url)
     sessions = [survey_job(phone, f"ATUid_bench_{n}") for n, phone in enumerate(phones)]
-    with Gunicorn("common:guarded_app()", env, worker_class=worker_class, threads=threads) as server:
+    with Gunicorn(
+        "common:guarded_app()", env, worker_class=worker_class, threads=threads, workers=args.workers
+    ) as server:
         app_run = asyncio.run(common.drive(server.url, sessions, concurrency=args.concurrency, seconds=args.seconds))
     ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}") for n, phone in enumerate(phones)]
-    with Gunicorn("common:ceiling_app()", env, worker_class=worker_class, threads=threads) as ceiling:
+    with Gunicorn(
+        "common:ceiling_app()", env, worker_class=worker_class, threads=threads, workers=args.workers
+    ) as ceiling:
         ceiling_run = asyncio.run(
             common.drive(ceiling.url, ceiling_sessions, concurrency=args.concurrency, seconds=args.seconds)
         )
@@ -133,6 +137,7 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     return {
         "class": worker_class,
         "threads": threads,
+        "workers": args.workers,
         "app": app_run,
         "ceiling": ceiling_run,
         "wrk": wrk,
@@ -147,7 +152,7 @@ def report_class(result: dict[str, Any]) -> bool:
     counts = result["counts"]
     completed = app_run.completed_sessions
     label = f"{result['class']}" + (f" x{result['threads']} threads" if result["class"] == "gthread" else "")
-    print(f"\n== gunicorn 2 workers, {label} ==")
+    print(f"\n== gunicorn {result['workers']} workers, {label} ==")
     print(app_run.line("  USSD survey hops"))
     print(ceiling_run.line("  ceiling, same driver"))
     print(f"  ceiling, wrk: {wrk['per_second']:,.0f} req/s, p50 {wrk['p50_ms']:.1f} ms, p99 {wrk['p99_ms']:.1f} ms")
@@ -298,6 +303,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--worker-class", nargs="+", default=["sync", "gthread"], choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the issue's ceiling uses 2)")
     parser.add_argument("--seconds", type=float, default=240, help="time cap of each load run")
     parser.add_argument("--profile-sessions", type=int, default=20, help="surveys to profile (0: skip)")
     parser.add_argument("--prototypes", action="store_true", help="also time hops with the proposed changes")
