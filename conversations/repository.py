@@ -167,17 +167,23 @@ class LiveSessionStore:
 
 
 class DraftRepository:
-    """Durable drafts, one per (client, mode). Receives a session; never commits."""
+    """Durable drafts, one per (client, mode). Receives a session; never commits. Made once per hop: a draft read
+    is remembered until this repository writes that draft, because one hop may build the engine's context several
+    times (a PIN check then a balance read is three rounds)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._found: dict[tuple[int, str], ConversationDraft | None] = {}
 
     def find(self, client_id: int, mode: str, now: datetime) -> ConversationDraft | None:
-        query = select(ConversationDraft).where(
-            ConversationDraft.client_id == client_id, ConversationDraft.mode == mode
-        )
-        # `save_answer` writes with a statement, behind the session's back: always take the row as stored.
-        draft = self.session.scalar(query.execution_options(populate_existing=True))
+        key = (client_id, mode)
+        if key not in self._found:
+            query = select(ConversationDraft).where(
+                ConversationDraft.client_id == client_id, ConversationDraft.mode == mode
+            )
+            # `save_answer` writes with a statement, behind the session's back: always take the row as stored.
+            self._found[key] = self.session.scalar(query.execution_options(populate_existing=True))
+        draft = self._found[key]
         return None if draft is None or _expired(draft, now) else draft
 
     def save_answer(
@@ -225,11 +231,13 @@ class DraftRepository:
             },
         )
         self.session.execute(statement)
+        self._found.pop((client_id, mode), None)
 
     def discard(self, client_id: int, mode: str) -> None:
         self.session.execute(
             delete(ConversationDraft).where(ConversationDraft.client_id == client_id, ConversationDraft.mode == mode)
         )
+        self._found[(client_id, mode)] = None
 
 
 def _merged_answers(dialect: str, stored: Any, added: Any) -> Any:
