@@ -111,6 +111,66 @@ def argon2_cost(samples: int = 30) -> float:
     return (time.perf_counter() - started) / samples * 1000
 
 
+def profile_hops(count: int) -> None:
+    """Each hop of `count` balance sessions in-process (Flask test client, PostgreSQL + Redis), one at a time: the
+    mean milliseconds per hop and, for the balance hop, the part spent in the argon2 PIN check."""
+    from accounts import pins
+    from app import create_app
+    from settings import Settings
+
+    database_url = common.fresh_database(DATABASE)
+    redis_url = common.fresh_redis(REDIS_DB)
+    settings = Settings(
+        app_env="production",
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key=common.BENCH_SECRET_KEY,
+        log_level="WARNING",
+        balance_cache_seconds=600,
+    )
+    app = create_app(settings)
+    phones = seed_activated_clients(app.extensions["services"], count + 2)
+    client = app.test_client()
+    argon2 = {"seconds": 0.0}
+    verify = pins.secret_matches
+
+    def timed_verify(stored_hash: str | None, secret: str) -> bool:
+        started = time.perf_counter()
+        try:
+            return verify(stored_hash, secret)
+        finally:
+            argon2["seconds"] += time.perf_counter() - started
+
+    pins.secret_matches = timed_verify  # type: ignore[assignment]
+    import accounts.service
+
+    accounts.service.secret_matches = timed_verify  # type: ignore[assignment]
+    totals = {"dial": 0.0, "balances menu": 0.0, BALANCE_HOP: 0.0}
+    for n, phone in enumerate(phones):
+        history: list[str] = []
+        for label, text in (("dial", None), ("balances menu", "2"), (BALANCE_HOP, PIN)):
+            if text is not None:
+                history.append(text)
+            form = {
+                "sessionId": f"prof_{n}",
+                "serviceCode": "*384*123#",
+                "phoneNumber": phone,
+                "networkCode": "63902",
+                "text": "*".join(history),
+            }
+            started = time.perf_counter()
+            body = client.post(common.USSD_PATH, data=form).get_data(as_text=True)
+            if n >= 2:  # the first two warm up imports, pools and caches
+                totals[label] += time.perf_counter() - started
+        if "12,500" not in body:
+            raise RuntimeError(f"unexpected balance screen while profiling: {body[:80]!r}")
+    print(f"\n== in-process, {count} sessions one at a time ({common.machine_note()}) ==")
+    for label, seconds in totals.items():
+        print(f"  {label}: {seconds / count * 1000:.1f} ms per hop")
+    print(f"  of which the argon2 PIN check: {argon2['seconds'] / (count + 2) * 1000:.1f} ms per balance hop")
+    app.extensions["services"].engine.dispose()
+
+
 def run(args: argparse.Namespace, think_ms: float) -> bool:
     database_url = common.fresh_database(DATABASE)
     redis_url = common.fresh_redis(REDIS_DB)
@@ -143,14 +203,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=600, help="sessions per pass, one client each")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--think-ms", type=float, nargs="+", default=[0.0, 1500.0])
+    parser.add_argument("--think-ms", type=float, nargs="*", default=[0.0, 1500.0], help="one load run per value")
     parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=300, help="time cap of each pass")
+    parser.add_argument("--profile-sessions", type=int, default=50, help="sessions timed in-process (0: skip)")
     args = parser.parse_args()
     common.exit_on_sigterm()
     print(f"machine: {common.machine_note()}")
     print(f"argon2id PIN verify: {argon2_cost():.1f} ms each (in-process, service parameters)")
+    if args.profile_sessions:
+        profile_hops(args.profile_sessions)
     ok = all([run(args, think_ms) for think_ms in args.think_ms])
     sys.exit(0 if ok else 1)
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -547,8 +548,15 @@ async def timed_get(http: Any, recorder: Recorder, label: str, path: str, header
     return json.loads(body)
 
 
+_PACING = random.Random(20261123)  # the same pauses on every run
+
+
 class UssdPhone:
-    """A feature phone on Africa's Talking USSD: keeps the cumulative `text`; checks every screen."""
+    """A feature phone on Africa's Talking USSD: keeps the cumulative `text`; checks every screen.
+
+    With `think` > 0 the phone pauses before dialling and before each reply like a person reading the screen: a
+    random pause between half and one and a half times `think` (mean `think`), so that 50 lanes do not stay in
+    lockstep and hit the server with 50 requests at the same instant after every fixed pause."""
 
     def __init__(self, http: Any, recorder: Recorder, number: str, session_id: str, think: float = 0.0) -> None:
         self.http = http
@@ -559,14 +567,18 @@ class UssdPhone:
         self.history: list[str] = []
 
     async def dial(self, label: str = "dial") -> str:
+        await self._pause()
         self.history = []
         return await self._post("", label)
 
     async def send(self, text: str, label: str) -> str:
-        if self.think:
-            await asyncio.sleep(self.think)
+        await self._pause()
         self.history.append(text)
         return await self._post("*".join(self.history), label)
+
+    async def _pause(self) -> None:
+        if self.think:
+            await asyncio.sleep(self.think * _PACING.uniform(0.5, 1.5))
 
     async def _post(self, text: str, label: str) -> str:
         form = {
