@@ -115,20 +115,7 @@ def profile_hops(count: int) -> None:
     """Each hop of `count` balance sessions in-process (Flask test client, PostgreSQL + Redis), one at a time: the
     mean milliseconds per hop and, for the balance hop, the part spent in the argon2 PIN check."""
     from accounts import pins
-    from app import create_app
-    from settings import Settings
-
-    database_url = common.fresh_database(DATABASE)
-    redis_url = common.fresh_redis(REDIS_DB)
-    settings = Settings(
-        app_env="production",
-        database_url=database_url,
-        redis_url=redis_url,
-        secret_key=common.BENCH_SECRET_KEY,
-        log_level="WARNING",
-        balance_cache_seconds=600,
-    )
-    app = create_app(settings)
+    app = common.in_process_app(DATABASE, REDIS_DB, balance_cache_seconds=600)
     phones = seed_activated_clients(app.extensions["services"], count + 2)
     client = app.test_client()
     argon2 = {"seconds": 0.0}

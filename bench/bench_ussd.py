@@ -200,19 +200,7 @@ class Counters:
 
 def profile_hops(args: argparse.Namespace) -> None:
     """Survey hops in-process (Flask test client, PostgreSQL + Redis) under cProfile."""
-    from app import create_app
-    from settings import Settings
-
-    database_url = common.fresh_database(DATABASE)
-    redis_url = common.fresh_redis(REDIS_DB)
-    settings = Settings(
-        app_env="production",
-        database_url=database_url,
-        redis_url=redis_url,
-        secret_key=common.BENCH_SECRET_KEY,
-        log_level="WARNING",
-    )
-    app = create_app(settings)
+    app = common.in_process_app(DATABASE, REDIS_DB)
     services = app.extensions["services"]
     phones = seed_survey_clients(services, args.profile_sessions + 2)
     client = app.test_client()

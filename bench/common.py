@@ -147,6 +147,24 @@ def bench_services(database_url: str, redis_url: str, **settings: Any) -> Any:
     )
 
 
+def in_process_app(database: str, redis_db: int, **settings: Any) -> Any:
+    """The real application in this process on fresh copies of `database` and Redis db `redis_db`, configured as
+    in production (for timing hops through Flask's test client)."""
+    from app import create_app
+    from settings import Settings
+
+    return create_app(
+        Settings(
+            app_env="production",
+            database_url=fresh_database(database),
+            redis_url=fresh_redis(redis_db),
+            secret_key=BENCH_SECRET_KEY,
+            log_level="WARNING",
+            **settings,
+        )
+    )
+
+
 # --- processes ------------------------------------------------------------------------------------------------
 
 
