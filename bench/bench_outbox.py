@@ -74,7 +74,6 @@ def run(args: argparse.Namespace, mode: str, folder: Path) -> bool:
         jobs_queued = services.queue.count
         env = common.server_env(database_url, redis_url, **settings)
         env[common.FAKE_TELEGRAM_ENV] = fake_url
-        env["BENCH_TELEGRAM_PROTOTYPE"] = "1" if args.telegram_prototype else "0"
         started = time.perf_counter()
         worker = common.start_python(
             f"import common; common.worker_main(simple={mode == 'simple'}, burst=True)", env, folder / "worker.log"
@@ -106,8 +105,7 @@ def report(
     span = (summary["last_sent"] - summary["first_sent"]).total_seconds() if sent > 1 else float("nan")
     twice = sum(1 for value in counts.values() if value > 1)
     received = sum(counts.values())
-    variant = "proposed Telegram fix" if args.telegram_prototype else "Telegram channel as is"
-    print(f"\n== one RQ worker ({mode}), {args.messages:,} messages, {variant}, to a loopback fake Bot API ==")
+    print(f"\n== one RQ worker ({mode}), {args.messages:,} messages, to a loopback fake Bot API ==")
     print(
         f"  enqueue: {args.messages:,} in {enqueue_seconds:.1f} s = {args.messages / enqueue_seconds:,.0f}/s "
         f"(queue_message in transactions of {BATCH}); {jobs_queued:,} jobs in the queue with "
@@ -133,9 +131,6 @@ def main() -> None:
     parser.add_argument("--duplicates", type=int, default=1_000, help="keys queued a second time")
     parser.add_argument("--worker", nargs="+", default=["simple"], choices=["simple", "fork"])
     parser.add_argument("--seconds", type=float, default=900, help="time cap of each worker run")
-    parser.add_argument(
-        "--telegram-prototype", action="store_true", help="send with the proposed fix (common.prototype_telegram)"
-    )
     args = parser.parse_args()
     common.exit_on_sigterm()
     print(f"machine: {common.machine_note()}")

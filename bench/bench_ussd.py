@@ -227,8 +227,6 @@ def profile_hops(args: argparse.Namespace) -> None:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
     print(_trim(out.getvalue()))
-    if args.prototypes:
-        compare_prototypes(services, client, args)
     if args.profile_only:
         plain = timed_surveys(services, client, args.profile_sessions, "plain", 40_000)
         print(f"\n== in-process, no profiler: {plain:.2f} ms/hop ({common.machine_note()}) ==")
@@ -242,22 +240,6 @@ def timed_surveys(services: Any, client: Any, count: int, tag: str, first: int) 
     for n, phone in enumerate(phones):
         run_sync_survey(client, phone, f"{tag}_{n}")
     return (time.perf_counter() - started) / (count * HOPS_PER_SURVEY) * 1000
-
-
-def compare_prototypes(services: Any, client: Any, args: argparse.Namespace) -> None:
-    """Per-hop time as is, then with the proposed changes patched in (common.apply_encoding_prototype, and no
-    pool pre-ping), in that order."""
-    count = args.profile_sessions
-    print(f"\n== in-process hop time, {count} surveys per run, no profiler ==")
-    as_is = timed_surveys(services, client, count, "asis", 10_000)
-    common.apply_encoding_prototype()
-    encoded = timed_surveys(services, client, count, "enc", 20_000)
-    services.engine.pool._pre_ping = False
-    no_ping = timed_surveys(services, client, count, "ping", 30_000)
-    print(
-        f"  as is: {as_is:.2f} ms/hop; encoding prototype: {encoded:.2f} ms/hop; "
-        f"plus no pool pre-ping: {no_ping:.2f} ms/hop  ({common.machine_note()})"
-    )
 
 
 def _trim(text: str) -> str:
@@ -294,7 +276,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the issue's ceiling uses 2)")
     parser.add_argument("--seconds", type=float, default=240, help="time cap of each load run")
     parser.add_argument("--profile-sessions", type=int, default=20, help="surveys to profile (0: skip)")
-    parser.add_argument("--prototypes", action="store_true", help="also time hops with the proposed changes")
     parser.add_argument(
         "--profile-only", action="store_true", help="skip the gunicorn runs; profile, then time hops in-process"
     )

@@ -303,8 +303,7 @@ def guarded_app() -> Any:
 
 
 def use_fake_telegram(services: Any) -> None:
-    """Point the Telegram channel at the fake Bot API in $BENCH_FAKE_TELEGRAM_URL (if set); with
-    $BENCH_TELEGRAM_PROTOTYPE=1, use the prototype of the proposed fix (`prototype_telegram`)."""
+    """Point the Telegram channel at the fake Bot API in $BENCH_FAKE_TELEGRAM_URL (if set)."""
     from dataclasses import replace
 
     import bootstrap
@@ -314,66 +313,6 @@ def use_fake_telegram(services: Any) -> None:
     if fake:
         config = replace(bootstrap.channel_config(services.settings), telegram_base_url=fake)
         services._channels = build_channels(config)
-        if os.environ.get("BENCH_TELEGRAM_PROTOTYPE") == "1":
-            services._channels["telegram"] = prototype_telegram(config)
-
-
-# --- prototypes of changes proposed to the lead (measured here, never used by the service) ----------------------
-
-
-def prototype_telegram(config: Any) -> Any:
-    """gateway/channels/telegram.py `_with_bot` as proposed: one SSL context per process, and the Bot's
-    get-updates request is the same HTTPXRequest, so a send no longer builds two httpx clients that each load the
-    CA bundle (~22 ms each, 40 ms under load)."""
-    import ssl
-
-    import telegram
-    from telegram.request import HTTPXRequest
-
-    from gateway.channels.telegram import Telegram
-
-    shared_ssl = ssl.create_default_context()
-
-    class PrototypeTelegram(Telegram):
-        async def _with_bot(self, call: Any) -> Any:
-            timeout = self._timeout
-            request = HTTPXRequest(
-                connect_timeout=timeout,
-                read_timeout=timeout,
-                write_timeout=timeout,
-                httpx_kwargs={"verify": shared_ssl},
-            )
-            bot = telegram.Bot(self._token, base_url=self._base_url, request=request, get_updates_request=request)
-            try:
-                return await call(bot)
-            finally:
-                await request.shutdown()
-
-    return PrototypeTelegram(
-        bot_token=config.telegram_bot_token,
-        webhook_secret=config.telegram_webhook_secret,
-        base_url=config.telegram_base_url,
-        timeout_seconds=config.send_timeout_seconds,
-    )
-
-
-def apply_encoding_prototype() -> None:
-    """gateway/encoding.py as proposed: `sms_length` counts septets with one encode of the whole text instead of
-    one gsm0338 encode per character, and `is_gsm7` / `sms_length` are memoised (screens repeat across hops)."""
-    from functools import lru_cache
-
-    from gateway import encoding
-
-    is_gsm7 = lru_cache(maxsize=16384)(encoding.is_gsm7)
-
-    @lru_cache(maxsize=16384)
-    def sms_length(text: str) -> int:
-        if is_gsm7(text):
-            return len(text.encode(encoding.GSM7_CODEC))
-        return len(text.encode("utf-16-le")) // 2
-
-    encoding.is_gsm7 = is_gsm7  # type: ignore[assignment]
-    encoding.sms_length = sms_length  # type: ignore[assignment]
 
 
 def worker_main(simple: bool = True, burst: bool = False) -> None:
