@@ -32,6 +32,7 @@ from typing import Any, ClassVar, TypeVar
 
 import telegram
 import telegram.error as tg_error
+from telegram.constants import MessageLimit
 from telegram.request import HTTPXRequest
 
 from gateway.channels.base import (
@@ -130,14 +131,19 @@ class Telegram:
         return WebhookResponse(body="")  # replies go through the outbox
 
     def send(self, message: Outbound) -> str | None:
+        """Send the text (in several messages when it is longer than Telegram takes in one; the keyboard goes with
+        the last). If a later part fails, the retry sends every part again: an early part may arrive twice."""
         chat_id = _chat_id(message.recipient)
         markup = self._markup(message)
+        parts = text_parts(message.text)
 
-        async def send_message(bot: telegram.Bot) -> str:
-            sent = await bot.send_message(chat_id=chat_id, text=message.text, reply_markup=markup)
+        async def send_messages(bot: telegram.Bot) -> str:
+            for number, part in enumerate(parts, start=1):
+                last = number == len(parts)
+                sent = await bot.send_message(chat_id=chat_id, text=part, reply_markup=markup if last else None)
             return f"{chat_id}:{sent.message_id}"
 
-        return self._run(send_message)
+        return self._run(send_messages)
 
     def answer_callback(self, callback_id: str, text: str | None = None) -> None:
         """Stop the spinner on the button the user pressed (Telegram requires an answer to every query)."""
@@ -178,6 +184,26 @@ class Telegram:
             return await call(bot)
         finally:
             await request.shutdown()
+
+
+def text_parts(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """`text` cut into pieces Telegram accepts (at most `limit` UTF-16 code units each, as Telegram counts), each
+    ending at a line break or else a space where there is one, so no word is split when it can be helped."""
+    parts: list[str] = []
+    while _utf16_length(text) > limit:
+        head = text[:limit]
+        while _utf16_length(head) > limit:  # characters outside the BMP count twice
+            head = head[:-1]
+        cut = head.rfind("\n")
+        cut = cut if cut > 0 else head.rfind(" ")
+        cut = cut if cut > 0 else len(head)
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    return [*parts, text]
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 @cache

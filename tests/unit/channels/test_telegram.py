@@ -11,7 +11,7 @@ import pytest
 from channel_fakes import FakeProvider, fixture_text
 
 from gateway.channels.base import BadRequest, Forbidden, SendError
-from gateway.channels.telegram import Telegram
+from gateway.channels.telegram import Telegram, text_parts
 from gateway.messages import Choice, Outbound, Reply, WebhookRequest
 
 TOKEN = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -256,3 +256,24 @@ def test_two_sends_in_a_row_each_get_a_fresh_event_loop(fake_provider: FakeProvi
     second = channel.send(Outbound("telegram", CHAT, "2", "k2"))
 
     assert (first, second) == ("5550001234:47", "5550001234:48")
+
+
+def test_a_text_longer_than_telegram_takes_goes_in_parts_with_the_keyboard_last(fake_provider: FakeProvider) -> None:
+    text = "\n".join(f"{n:04d} Mkopo umelipwa kikamilifu, asante kwa uaminifu wako." for n in range(120))  # ~6,600
+    fake_provider.then(200, ok_message(45)).then(200, ok_message(46))
+    outbound = Outbound("telegram", CHAT, text, "k-long", choices=(Choice("0", "Rudi"),))
+
+    message_id = loopback_channel(fake_provider).send(outbound)
+
+    first, second = sent_params(fake_provider, -2), sent_params(fake_provider, -1)
+    assert message_id == "5550001234:46"
+    assert len(first["text"]) <= 4096 and first["text"].endswith("wako.")  # cut at a line break
+    assert first["text"] + "\n" + second["text"] == text
+    assert "reply_markup" not in first
+    assert second["reply_markup"] == {"inline_keyboard": [[{"text": "Rudi", "callback_data": "0"}]]}
+
+
+def test_text_parts_count_utf16_units_and_never_split_a_short_text() -> None:
+    assert text_parts("Asante!") == ["Asante!"]
+    emoji = text_parts("😀" * 3000)  # 6,000 UTF-16 units
+    assert [len(part) for part in emoji] == [2048, 952]
