@@ -1,61 +1,42 @@
 """Poverty aggregates per office level, loan officer, fund and loan product, per period, computed in SQL.
 
-The same statements run on PostgreSQL and SQLite:
+They are read from `feed_facts` (see `feeds/facts.py`): one row per client and period with the survey that counts,
+its band, the client's band transitions and the poverty-line likelihoods, kept up to date by every write path. The
+same statement runs on PostgreSQL and SQLite:
 
-1. `facts`, written to a temporary table (read several times; analyzed on PostgreSQL so its plans use the real row
-   count): one row per client and period, the latest survey in it (ties -> highest id), the number of surveys the
-   client had in it, the band of their first survey ever (when that is another survey), the band of their latest
-   survey in the immediately preceding period, and the client's profile: leaf office, loan officer, and the funds
-   and products they hold accounts in. All windows share one sort by (client, period, date, id).
-2. `fine`: measures summed per profile and period (and poverty line, for the line statement), with one member
-   client per row. Clients with the same profile count under exactly the same groups, so this is the finest grain
-   any level needs, and it is small (thousands of rows per period, not one per client).
-3. partials per leaf office, officer, fund and product (a profile's funds and products are its member's), then
-   the roll-up: each requested group (an office subtree through a recursive ancestor walk, or the officer, fund or
-   product itself) sums the partials of the keys under it.
+1. `fine`: the only pass over the facts, one GROUP BY per client profile (leaf office, loan officer, funds and
+   products held, as one integer), period and poverty-line set, with one member client per row. Clients with the
+   same profile count under exactly the same groups, so this is the finest grain any level needs, and it is small
+   (thousands of rows per period, not one per client). On PostgreSQL the facts of one period kind are a partition of
+   their own, which parallel workers can scan.
+2. partials per leaf office, officer, fund and product (a profile's office, officer, funds and products are its
+   member's), then the roll-up: each requested group (an office subtree through a recursive ancestor walk, or the
+   officer, fund or product itself) sums the partials of the keys under it.
 
-Survey measures are columns (the bands present in the data are read first), so there is one result row per cell;
-poverty lines come from a second statement with one row per cell and line. Python only turns those rows into
-`Cell` objects, withholding cells under k clients.
+Measures are columns: counts per band and band pair (the bands known to `feed_keys`) and one likelihood sum per
+line column, so there is one result row per cell and poverty-line set (in practice one set per scorecard). Python
+only names the line columns, adds up a cell's rows and turns them into `Cell` objects, withholding cells under k
+clients.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    case,
-    cast,
-    extract,
-    func,
-    literal,
-    or_,
-    select,
-    text,
-    union_all,
-)
+from sqlalchemy import BigInteger, Float, Integer, and_, cast, func, literal, select, text, union_all
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from accounts.models import Account, Client, Fund, LoanProduct, Office, Staff
-from surveys.models import SurveyLineResult, SurveyResponse
+from feeds.models import FACT_LINES, PERIOD_KINDS, feed_facts, feed_keys
 
-PeriodKind = Literal["month", "quarter", "year"]
-PERIOD_KINDS: tuple[str, ...] = ("month", "quarter", "year")
 OTHER_LEVELS: tuple[str, ...] = ("officer", "fund", "product")
 ALL_LEVEL = "all"  # the whole MFI as one group
 
@@ -73,8 +54,9 @@ class Scope:
     offices: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):
+    """How many of a cell's clients moved from one band to another (a tuple: a feed makes ~10 per cell)."""
+
     from_band: str
     to_band: str
     clients: int
@@ -121,30 +103,41 @@ def compute_levels(
     periods: list[str] | None = None,
     scope: Scope | None = None,
 ) -> dict[str, list[Cell]]:
-    """Like `compute` for several levels at once, sharing the per-client work (the feed uses this)."""
+    """Like `compute` for several levels at once, from one statement (the feed uses this)."""
     if period_kind not in PERIOD_KINDS:
         raise AggregateError(f"period must be one of {', '.join(PERIOD_KINDS)}, not {period_kind!r}")
     _check_levels(session, levels)
     ordinals = [period_ordinal(label, period_kind) for label in periods] if periods is not None else None
     _tune_postgresql(session)
     layout = _layout(session)
-    with _materialized_facts(session, _facts(period_kind, scope, ordinals)) as facts:
-        rows = session.execute(_survey_statement(levels, facts, scope, layout)).all()
-        line_rows = session.execute(_line_statement(levels, facts, scope)).all()
-    cells = _cells_from_rows(rows, _rates(line_rows), period_kind, k, layout)
+    rows = session.connection().execute(_statement(levels, period_kind, ordinals, scope, layout)).all()
+    with collector_paused():
+        cells = _cells_from_rows(rows, period_kind, k, layout)
     return {level: cells.get(level, []) for level in levels}
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for a block that allocates many small objects and no cycles (rows into cells,
+    cells into JSON): collections triggered by those allocations took 60% of that time (bench/bench_feed.py)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _tune_postgresql(session: Session) -> None:
-    """For this transaction only: the CTE row estimates are poor, which makes PostgreSQL JIT-compile for seconds,
-    and the window sorts and aggregates spill to disk at the default work_mem (measured in bench/bench_feed.py)."""
+    """For this transaction only (measured in bench/bench_feed.py): JIT compiling the wide aggregate costs more than
+    it saves; its hash table (one entry per profile and period) spills to disk at the default work_mem; and the row
+    estimates of the CTEs are far off (the recursive office walk by 20x), which makes PostgreSQL sort a quarter of a
+    million wide rows for the roll-up where hashing them is twice as fast."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '256MB'"))
-        # Walking the (client, date) index visits the heap in random order; a scan and one sort is much faster.
-        session.execute(text("SET LOCAL enable_indexscan = off"))
-        # The estimate of one row per client and period is far off; a nested loop over it would take minutes.
-        session.execute(text("SET LOCAL enable_nestloop = off"))
+        session.execute(text("SET LOCAL enable_sort = off"))
 
 
 def office_levels(session: Session) -> list[str]:
@@ -195,202 +188,145 @@ def period_label(ordinal: int, period_kind: str) -> str:
     return f"{year:04d}"
 
 
-def _ordinal_expression(date_column: Any, period_kind: str) -> Any:
-    year = cast(extract("year", date_column), Integer)
-    month = cast(extract("month", date_column), Integer)
-    if period_kind == "month":
-        return year * 12 + month - 1
-    if period_kind == "quarter":
-        return year * 4 + (month - 1) // 3
-    return year
-
-
 # --- the statement ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """The survey measure columns of every partial and result row, in order: clients, surveys, score sum and count,
-    one count per band, then one per (from, to) band pair since the first survey and from the previous period. The
-    bands are the values present in the data."""
+    """The measure columns of every fine, partial and result row, in order: clients, surveys, score sum and count,
+    one count per band, one per (from, to) band pair since the first survey and from the previous period, then one
+    likelihood sum per line column in use. Bands and line sets are the ones in `feed_keys` (ids, labels, slugs)."""
 
-    bands: tuple[str, ...]
+    bands: tuple[tuple[int, str], ...]
+    line_sets: dict[int, tuple[str, ...]]
 
     @cached_property
-    def pairs(self) -> list[tuple[str, str]]:
+    def band_labels(self) -> tuple[str, ...]:
+        return tuple(label for _id, label in self.bands)
+
+    @cached_property
+    def pairs(self) -> list[tuple[tuple[int, str], tuple[int, str]]]:
         return [(before, after) for before in self.bands for after in self.bands]
 
     @cached_property
-    def width(self) -> int:
+    def pair_labels(self) -> list[tuple[str, str]]:
+        return [(before, after) for (_a, before), (_b, after) in self.pairs]
+
+    @cached_property
+    def counts(self) -> int:
         return 4 + len(self.bands) + 2 * len(self.pairs)
+
+    @cached_property
+    def partial_types(self) -> list[Any]:
+        """The SQL type of each measure in the fine and partial rows. Counts are 4-byte integers (they cannot
+        exceed the number of clients) because PostgreSQL sums those into 8-byte integers, and 8-byte ones into
+        slower numerics; the score sum is 8 bytes, the likelihood sums floats."""
+        return [Integer, Integer, BigInteger, *[Integer] * (self.counts - 3), *[Float] * self.lines]
+
+    @cached_property
+    def result_types(self) -> list[Any]:
+        return [BigInteger] * self.counts + [Float] * self.lines
+
+    @cached_property
+    def lines(self) -> int:
+        return max((len(slugs) for slugs in self.line_sets.values()), default=0)
 
 
 def _layout(session: Session) -> _Layout:
-    survey = SurveyResponse.__table__
-    bands = session.scalars(select(survey.c.band).where(survey.c.band.is_not(None)).distinct())
-    return _Layout(tuple(sorted(bands)))
+    keys = select(feed_keys.c.id, feed_keys.c.kind, feed_keys.c.value).where(feed_keys.c.kind != "profile")
+    bands, line_sets = [], {}
+    for key_id, kind, value in session.execute(keys):
+        if kind == "band":
+            bands.append((key_id, value))
+        else:
+            line_sets[key_id] = tuple(value.split(","))
+    too_long = [slugs for slugs in line_sets.values() if len(slugs) > FACT_LINES]
+    if too_long:
+        raise AggregateError(f"a survey has more than {FACT_LINES} poverty lines ({', '.join(too_long[0])})")
+    return _Layout(tuple(sorted(bands, key=lambda band: band[1])), line_sets)
 
 
 def _dimension(level: str) -> str:
     return level if level in OTHER_LEVELS else "office"
 
 
-_FACTS = Table(
-    "feed_facts",
-    MetaData(),
-    Column("id", Integer),
-    Column("client_id", Integer),
-    Column("office_id", Integer),
-    Column("officer_id", Integer),
-    Column("funds", String),
-    Column("products", String),
-    Column("ord", Integer),
-    Column("n_surveys", Integer),
-    Column("headline_score", Integer),
-    Column("band", String(64)),
-    Column("first_band", String(64)),
-    Column("prev_band", String(64)),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
-)
+def _statement(
+    levels: Sequence[str], period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout
+) -> Select[Any]:
+    """(level, group id, group name, period, line set, measures...): one row per cell and poverty-line set."""
+    fine = _fine(period_kind, ordinals, scope, layout).cte("fine")
+    members = select(fine.c.profile_id, func.min(fine.c.member).label("member")).group_by(fine.c.profile_id)
+    parts = _parts(levels, fine, members.cte("members"), layout.partial_types)
+    return _rolled_up(levels, scope, union_all(*parts).cte("partials"), layout.result_types)
 
 
-@contextmanager
-def _materialized_facts(session: Session, query: Select[Any]) -> Iterator[Table]:
-    """The facts as a temporary table for the rest of the work: read several times, and on PostgreSQL analyzed, so
-    the planner knows there is about one row per client and period (an estimate from the window query is ~20x too
-    low and leads it to sort millions of rows for merge joins)."""
-    connection = session.connection()
-    _FACTS.drop(connection, checkfirst=True)
-    _FACTS.create(connection)
-    try:
-        connection.execute(_FACTS.insert().from_select([column.name for column in _FACTS.c], query))
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("ANALYZE feed_facts"))
-        yield _FACTS
-    finally:
-        _FACTS.drop(connection)
+def _fine(period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout) -> Select[Any]:
+    """Measures per client profile, period and poverty-line set, from the facts (the only pass over one row per
+    client and period), with one client of the profile, whose office, officer and accounts stand for all of them:
+    every roll-up starts from these few rows."""
+    facts = feed_facts
+    keys = (facts.c.profile_id, facts.c.ord, facts.c.line_set_id)
+    query = select(*keys, func.min(facts.c.client_id).label("member"), *_named(_measures(facts, layout)))
+    query = query.where(facts.c.period_kind == period_kind)
+    if ordinals is not None:
+        query = query.where(facts.c.ord.in_(ordinals))
+    scoped = _scoped_clients(scope)
+    if scoped is not None:
+        query = query.where(facts.c.client_id.in_(scoped))
+    return query.group_by(*keys)
 
 
-def _survey_statement(levels: Sequence[str], facts: Any, scope: Scope | None, layout: _Layout) -> Select[Any]:
-    """(level, group id, group name, period, measures...): one row per cell."""
-    fine = _fine(facts, facts, _named(_survey_measures(facts, layout)), "fine")
-    parts = _parts(levels, fine, layout.width)
-    return _rolled_up(levels, scope, union_all(*parts).cte("partials"), [BigInteger] * layout.width)
+def _measures(facts: Any, layout: _Layout) -> list[Any]:
+    """In `_Layout` order."""
+    score = facts.c.headline_score
+    band = facts.c.band_id
+    counts: list[Any] = [func.count(), func.sum(facts.c.surveys), func.sum(score), func.count(score)]
+    counts += [func.count().filter(band == band_id) for band_id, _label in layout.bands]
+    for before in (facts.c.first_band_id, facts.c.prev_band_id):
+        counts += [func.count().filter(and_(before == a, band == b)) for (a, _), (b, _) in layout.pairs]
+    lines = [func.sum(facts.c[f"line_{position}"]) for position in range(1, layout.lines + 1)]
+    return [cast(measure, type_) for measure, type_ in zip([*counts, *lines], layout.partial_types, strict=True)]
 
 
-def _line_statement(levels: Sequence[str], facts: Any, scope: Scope | None) -> Select[Any]:
-    """(level, group id, group name, period, line, likelihood sum, count): one row per cell and poverty line, from
-    the lines of the chosen surveys."""
-    line = SurveyLineResult.__table__
-    measures = (func.sum(line.c.likelihood).label("m0"), func.count(line.c.likelihood).label("m1"))
-    joined = facts.join(line, line.c.survey_id == facts.c.id)
-    fine = _fine(facts, joined, measures, "fine_lines", line.c.line_slug)
-    parts = _parts(levels, fine, 2, fine.c.line_slug)
-    return _rolled_up(levels, scope, union_all(*parts).cte("line_partials"), [Float, BigInteger], "line_slug")
-
-
-def _fine(facts: Any, source: Any, measures: Sequence[Any], name: str, *extra_keys: Any) -> Any:
-    """Measures per client profile (leaf office, loan officer, funds and products held) and period, with one
-    client of the profile (whose memberships stand for all of them): every roll-up starts from these few rows."""
-    keys = (facts.c.office_id, facts.c.officer_id, facts.c.funds, facts.c.products, facts.c.ord, *extra_keys)
-    query = select(*keys, func.min(facts.c.client_id).label("member"), *measures).select_from(source)
-    return query.group_by(*keys).cte(name)
-
-
-def _parts(levels: Sequence[str], fine: Any, width: int, *extra_keys: Any) -> list[Select[Any]]:
-    """(dim, key, ord, [extra keys], measures) per leaf office, officer, fund and product, summed from the fine
-    rows; a profile counts under each fund and product its member holds an account in."""
+def _parts(levels: Sequence[str], fine: Any, members: Any, types: Sequence[Any]) -> list[Select[Any]]:
+    """(dim, key, ord, line_set_id, measures) per leaf office, officer, fund and product, summed from the fine
+    rows; a profile counts under its member's office and officer and each fund and product the member holds."""
     dimensions = {_dimension(level) for level in levels}
-    measures = [func.sum(fine.c[f"m{index}"]) for index in range(width)]
+    measures = _named([cast(func.sum(fine.c[f"m{index}"]), type_) for index, type_ in enumerate(types)])
     parts = []
-    for dimension, column in (("office", fine.c.office_id), ("officer", fine.c.officer_id)):
+    for dimension in ("office", "officer", "fund", "product"):
         if dimension in dimensions:
-            keys = (column, fine.c.ord, *extra_keys)
-            selected = (literal(dimension).label("dim"), column.label("key"), fine.c.ord, *extra_keys)
-            parts.append(select(*selected, *_named(measures)).where(column.is_not(None)).group_by(*keys))
-    for dimension in ("fund", "product"):
-        if dimension in dimensions:
-            members = _account_members(dimension, select(fine.c.member))
-            keys = (members.c.key, fine.c.ord, *extra_keys)
-            selected = (literal(dimension).label("dim"), members.c.key, fine.c.ord, *extra_keys)
-            query = select(*selected, *_named(measures)).join_from(fine, members, members.c.cid == fine.c.member)
-            parts.append(query.group_by(*keys))
+            keys = _profile_keys(dimension, members)
+            query = select(literal(dimension).label("dim"), keys.c.key, fine.c.ord, fine.c.line_set_id, *measures)
+            query = query.join_from(fine, keys, keys.c.profile_id == fine.c.profile_id)
+            parts.append(query.group_by(keys.c.key, fine.c.ord, fine.c.line_set_id))
     return parts
 
 
-def _rolled_up(
-    levels: Sequence[str], scope: Scope | None, partials: Any, types: Sequence[Any], *extra: str
-) -> Select[Any]:
+def _profile_keys(dimension: str, members: Any) -> Any:
+    """(profile_id, key): the office or officer of each profile's member, or each fund or product it holds (once)."""
+    clients, account = Client.__table__, Account.__table__
+    if dimension in ("office", "officer"):
+        column = clients.c[f"{dimension}_id"]
+        query = select(members.c.profile_id, column.label("key")).join(clients, clients.c.id == members.c.member)
+    else:
+        column = account.c[f"{dimension}_id"]
+        query = select(members.c.profile_id, column.label("key")).join(account, account.c.client_id == members.c.member)
+        query = query.distinct()
+    return query.where(column.is_not(None)).subquery(f"{dimension}_keys")
+
+
+def _rolled_up(levels: Sequence[str], scope: Scope | None, partials: Any, types: Sequence[Any]) -> Select[Any]:
     """Every requested group sums the partials of the dimension keys under it (cast back to `types`: PostgreSQL
     sums integers as numeric, which Python would read as slow Decimals)."""
     groups = _groups(levels, scope).cte("groups")
-    keys = (groups.c.level, groups.c.group_id, groups.c.group_name, partials.c.ord, *(partials.c[e] for e in extra))
+    keys = (groups.c.level, groups.c.group_id, groups.c.group_name, partials.c.ord, partials.c.line_set_id)
     measures = [cast(func.sum(partials.c[f"m{index}"]), type_) for index, type_ in enumerate(types)]
     return (
         select(*keys, *measures)
         .join_from(partials, groups, and_(groups.c.dim == partials.c.dim, groups.c.key == partials.c.key))
         .group_by(*keys)
     )
-
-
-def _facts(period_kind: str, scope: Scope | None, ordinals: list[int] | None) -> Select[Any]:
-    """One row per client and period: the latest survey in it (ties -> highest id), the number of surveys the
-    client had in it, the band of the client's first survey ever when that is another survey, and the band of the
-    latest survey of the immediately preceding period. All windows share one sort by (client, period, date, id)."""
-    survey = SurveyResponse.__table__
-    dated_query = select(
-        survey.c.id,
-        survey.c.client_id,
-        survey.c.headline_score,
-        survey.c.band,
-        survey.c.date_collected,
-        _ordinal_expression(survey.c.date_collected, period_kind).label("ord"),
-    )
-    scoped = _scoped_clients(scope)
-    if scoped is not None:
-        dated_query = dated_query.where(survey.c.client_id.in_(scoped))
-    dated = dated_query.subquery("dated")
-    in_order = (dated.c.ord, dated.c.date_collected, dated.c.id)
-    ranked = select(
-        *dated.c,
-        func.count().over(partition_by=(dated.c.client_id, dated.c.ord)).label("n_surveys"),
-        func.lead(dated.c.ord).over(partition_by=dated.c.client_id, order_by=in_order).label("next_ord"),
-        func.first_value(dated.c.band).over(partition_by=dated.c.client_id, order_by=in_order).label("first_band"),
-        func.first_value(dated.c.id).over(partition_by=dated.c.client_id, order_by=in_order).label("first_id"),
-    ).subquery("ranked")
-    # On the latest survey of a period, stepping back n_surveys rows lands on the latest one of an earlier period.
-    back = cast(ranked.c.n_surveys, Integer)
-    in_rank_order = (ranked.c.ord, ranked.c.date_collected, ranked.c.id)
-    stepped = select(
-        *ranked.c,
-        func.lag(ranked.c.band, back)
-        .over(partition_by=ranked.c.client_id, order_by=in_rank_order)
-        .label("earlier_band"),
-        func.lag(ranked.c.ord, back).over(partition_by=ranked.c.client_id, order_by=in_rank_order).label("earlier_ord"),
-    ).subquery("stepped")
-    latest = or_(stepped.c.next_ord.is_(None), stepped.c.next_ord != stepped.c.ord)
-    clients = Client.__table__
-    holdings = _holdings()
-    query = select(
-        stepped.c.id,
-        stepped.c.client_id,
-        clients.c.office_id,
-        clients.c.officer_id,
-        holdings.c.funds,
-        holdings.c.products,
-        stepped.c.ord,
-        stepped.c.n_surveys,
-        stepped.c.headline_score,
-        stepped.c.band,
-        case((stepped.c.first_id != stepped.c.id, stepped.c.first_band)).label("first_band"),
-        case((stepped.c.earlier_ord == stepped.c.ord - 1, stepped.c.earlier_band)).label("prev_band"),
-    ).join_from(stepped, clients, clients.c.id == stepped.c.client_id)
-    query = query.outerjoin(holdings, holdings.c.client_id == stepped.c.client_id)
-    query = query.where(latest)
-    if ordinals is not None:
-        query = query.where(stepped.c.ord.in_(ordinals))
-    return query
 
 
 def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
@@ -406,41 +342,6 @@ def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
         funded = funded.where(Fund.external_id.in_(scope.funds))
         query = query.where(Client.id.in_(funded))
     return query
-
-
-def _holdings() -> Any:
-    """(client_id, funds, products): the ids of the funds and products a client holds accounts in, as text; only
-    used to tell profiles apart (any order or repetition is still an exact key: it lists exactly those ids)."""
-    account = Account.__table__
-    return (
-        select(
-            account.c.client_id,
-            func.aggregate_strings(cast(account.c.fund_id, String), ",").label("funds"),
-            func.aggregate_strings(cast(account.c.product_id, String), ",").label("products"),
-        )
-        .group_by(account.c.client_id)
-        .subquery("holdings")
-    )
-
-
-def _account_members(dimension: str, clients: Select[Any]) -> Any:
-    """(key, cid): the funds or products each of `clients` holds an account in, each once."""
-    key = Account.fund_id if dimension == "fund" else Account.product_id
-    query = select(key.label("key"), Account.client_id.label("cid")).where(key.is_not(None))
-    return query.where(Account.client_id.in_(clients)).distinct().subquery(f"{dimension}_members")
-
-
-def _survey_measures(facts: Any, layout: _Layout) -> list[Any]:
-    score = cast(facts.c.headline_score, Integer)
-    measures = [func.count(), func.sum(facts.c.n_surveys), func.sum(score), func.count(score)]
-    measures += [_count_if(facts.c.band == band) for band in layout.bands]
-    for before_column in (facts.c.first_band, facts.c.prev_band):
-        measures += [_count_if(and_(before_column == a, facts.c.band == b)) for a, b in layout.pairs]
-    return measures
-
-
-def _count_if(condition: Any) -> Any:
-    return func.sum(case((condition, 1), else_=0))
 
 
 def _named(measures: Sequence[Any]) -> list[Any]:
@@ -500,67 +401,71 @@ def _other_groups(level: str, scope: Scope | None) -> Select[Any]:
 # --- rows -> cells ---------------------------------------------------------------------------------------------
 
 
-def _rates(line_rows: Iterable[Any]) -> dict[tuple[str, str, int], dict[str, float]]:
-    """Poverty rate per line of each cell, from (level, group id, name, period, line, likelihood sum, count)."""
-    rates: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)
-    for level, group_id, _name, ordinal, slug, total, n in line_rows:
-        if n:
-            rates[(level, group_id, int(ordinal))][slug] = round(float(total) / int(n), 4)
-    return rates
-
-
-def _cells_from_rows(
-    rows: Iterable[Any], rates: dict[tuple[str, str, int], dict[str, float]], period_kind: str, k: int, layout: _Layout
-) -> dict[str, list[Cell]]:
+def _cells_from_rows(rows: Iterable[Any], period_kind: str, k: int, layout: _Layout) -> dict[str, list[Cell]]:
+    """One cell per level, group and period, ordered by group then period, from its rows (one per poverty-line
+    set: their counts add up, their line columns are named by their set)."""
+    by_cell: dict[tuple[str, str, int], list[Any]] = defaultdict(list)
+    for row in rows:
+        by_cell[(row[0], row[1], row[3])].append(row)
     cells: dict[str, list[Cell]] = defaultdict(list)
-    for level, group_id, name, ordinal, *measures in sorted(rows, key=lambda row: (*row[:2], int(row[3]))):
-        period = period_label(int(ordinal), period_kind)
-        cell_rates = rates.get((level, group_id, int(ordinal)), {})
-        cells[level].append(_to_cell(level, group_id, name, period, measures, cell_rates, k, layout))
+    labels = {ordinal: period_label(ordinal, period_kind) for _level, _group, ordinal in by_cell}
+    for key in sorted(by_cell):
+        level, group_id, ordinal = key
+        cell_rows = by_cell[key]
+        cells[level].append(_to_cell(level, group_id, cell_rows[0][2], labels[ordinal], cell_rows, k, layout))
     return cells
 
 
-def _to_cell(
-    level: str,
-    group_id: str,
-    name: str,
-    period: str,
-    measures: Sequence[Any],
-    rates: dict[str, float],
-    k: int,
-    layout: _Layout,
-) -> Cell:
-    clients, surveys, score_sum, score_n = (measure or 0 for measure in measures[:4])
+def _to_cell(level: str, group_id: str, name: str, period: str, rows: Sequence[Any], k: int, layout: _Layout) -> Cell:
+    counts = _counts(rows, layout.counts)
+    clients, surveys, score_sum, score_n = counts[:4]
     if clients < k:
         return Cell(level=level, group_id=group_id, group_name=name, period=period, suppressed=True)
     bands_end = 4 + len(layout.bands)
     first_end = bands_end + len(layout.pairs)
-    previous_end = first_end + len(layout.pairs)
-    band_counts = _nonzero(layout.bands, measures[4:bands_end])
-    since_first = [Transition(a, b, n) for (a, b), n in _nonzero(layout.pairs, measures[bands_end:first_end]).items()]
-    previous = [Transition(a, b, n) for (a, b), n in _nonzero(layout.pairs, measures[first_end:previous_end]).items()]
     return Cell(
         level=level,
         group_id=group_id,
         group_name=name,
         period=period,
         suppressed=False,
-        clients=int(clients),
-        surveys=int(surveys),
-        mean_score=round(float(score_sum) / int(score_n), 2) if score_n else None,
-        poverty_rates=dict(sorted(rates.items())),
-        band_counts=band_counts,
-        transitions_since_first=tuple(since_first),
-        transitions_from_previous=tuple(previous),
+        clients=clients,
+        surveys=surveys,
+        mean_score=round(score_sum / score_n, 2) if score_n else None,
+        poverty_rates=_rates(rows, layout),
+        band_counts={band: n for band, n in zip(layout.band_labels, counts[4:bands_end], strict=True) if n},
+        transitions_since_first=_transitions(layout.pair_labels, counts[bands_end:first_end]),
+        transitions_from_previous=_transitions(layout.pair_labels, counts[first_end:]),
     )
 
 
-def _nonzero(names: Sequence[Any], counts: Sequence[Any]) -> dict[Any, int]:
-    return {name: int(n) for name, n in zip(names, counts, strict=True) if n}
+def _counts(rows: Sequence[Any], width: int) -> Sequence[int]:
+    """The count columns of a cell: its row's (the usual case), or the sums over its rows (NULL: a score sum of no
+    scores)."""
+    if len(rows) == 1:
+        return rows[0][5 : 5 + width]  # type: ignore[no-any-return]
+    return [sum(values) for values in zip(*((n or 0 for n in row[5 : 5 + width]) for row in rows), strict=True)]
 
 
-def _transition_order(transition: Transition) -> tuple[str, str]:
-    return transition.from_band, transition.to_band
+def _transitions(pairs: Sequence[tuple[str, str]], counts: Sequence[int]) -> tuple[Transition, ...]:
+    return tuple(Transition(before, after, n) for (before, after), n in zip(pairs, counts, strict=True) if n)
+
+
+def _rates(rows: Sequence[Any], layout: _Layout) -> dict[str, float]:
+    """Poverty rate per line: the likelihood sums of the line over the cell's rows, divided by their clients (every
+    fact of a line set has each of its lines). Lines in slug order."""
+    start = 5 + layout.counts
+    if len(rows) == 1:
+        row = rows[0]
+        slugs = layout.line_sets.get(row[4], ())
+        return {slug: round(total / row[5], 4) for slug, total in zip(slugs, row[start:], strict=False)}
+    totals: dict[str, list[float]] = {}
+    for row in rows:
+        for slug, total in zip(layout.line_sets.get(row[4], ()), row[start:], strict=False):
+            entry = totals.setdefault(slug, [0.0, 0])
+            entry[0] += total
+            entry[1] += row[5]
+    return {slug: round(total / n, 4) for slug, (total, n) in sorted(totals.items())}
 
 
 # --- JSON ------------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""`impact-connect feed push|status|replay|schedule|show`: the impact-portal feed from the command line."""
+"""`impact-connect feed push|status|replay|schedule|show|rebuild-facts`: the impact-portal feed, from a terminal."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import click
 from flask.cli import with_appcontext
@@ -11,6 +12,7 @@ from bootstrap import Services
 from db import utcnow
 from feeds import delivery, document, jobs, schedule
 from feeds.delivery import Outcome
+from feeds.facts import rebuild_facts
 from feeds.models import FeedDelivery
 
 
@@ -87,6 +89,19 @@ def show_command() -> None:
     with services.transaction() as session:
         feed = document.build(session, settings=services.settings, now=utcnow())
     click.echo(json.dumps(feed, indent=2, ensure_ascii=False))
+
+
+@feed_group.command(
+    "rebuild-facts",
+    help="Recompute every client's feed facts from their surveys, office, officer and accounts (after writing any of "
+    "them other than through the service or the CSV import). Survey writes wait until it is done.",
+)
+@with_appcontext
+def rebuild_facts_command() -> None:
+    started = time.perf_counter()
+    with _services().transaction() as session:
+        written = rebuild_facts(session)
+    click.echo(f"rebuilt {written:,} feed facts in {time.perf_counter() - started:.1f} s")
 
 
 def _describe(outcome: Outcome) -> str:

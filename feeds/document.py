@@ -21,6 +21,7 @@ from feeds.aggregates import (
     Cell,
     available_levels,
     cell_to_json,
+    collector_paused,
     compute_levels,
     period_label,
     period_ordinal,
@@ -65,7 +66,7 @@ def build(
         "period_kind": period_kind,
         "periods": periods,
         "headline_line": _headline_line(session),
-        "levels": [{"level": level, "groups": _groups_json(by_level[level])} for level in levels],
+        "levels": _levels_json(levels, by_level),
         "suppression": {"k": k, "cells_withheld": withheld},
     }
 
@@ -81,6 +82,11 @@ def schema() -> dict[str, Any]:
 
 def _headline_line(session: Session) -> str | None:
     return session.scalar(select(PpiSettings.headline_line).order_by(PpiSettings.id.desc()).limit(1))
+
+
+def _levels_json(levels: list[str], by_level: dict[str, list[Cell]]) -> list[dict[str, Any]]:
+    with collector_paused():
+        return [{"level": level, "groups": _groups_json(by_level[level])} for level in levels]
 
 
 def _groups_json(cells: Iterable[Cell]) -> list[dict[str, Any]]:

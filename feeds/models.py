@@ -1,13 +1,30 @@
-"""The outbox of feed deliveries to the impact portal (retried with back-off, then dead-lettered)."""
+"""Tables of the feed: the outbox of deliveries to the impact portal (retried with back-off, then dead-lettered),
+and the fact table the aggregates are computed from (see `feeds/facts.py` for why it exists and how it is kept)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db import Base, utcnow
+
+PERIOD_KINDS: tuple[str, ...] = ("month", "quarter", "year")
+# One likelihood column per poverty line: the longest scorecard has 20 lines (tests/unit check every scorecard).
+FACT_LINES = 20
+# On PostgreSQL `feed_facts` is partitioned by period kind, so a build scans only its own kind's rows.
+FACT_PARTITIONS: dict[str, str] = {kind: f"feed_facts_{kind}" for kind in PERIOD_KINDS}
 
 
 class FeedDelivery(Base):
@@ -23,3 +40,36 @@ class FeedDelivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# Strings the facts refer to by number: a client's profile ("office|officer|holdings"), a survey's poverty-line
+# set ("slug,slug,..." in slug order) and a band label. Rows are only ever added.
+feed_keys = Table(
+    "feed_keys",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),  # profile | lines | band
+    Column("value", Text, nullable=False),
+    UniqueConstraint("kind", "value"),
+)
+
+# One row per client, period kind and period in which the client has a survey: the latest survey in it (ties ->
+# highest id) and what the aggregates need of it, already worked out.
+feed_facts = Table(
+    "feed_facts",
+    Base.metadata,
+    Column("client_id", Integer, nullable=False),
+    Column("period_kind", String(8), nullable=False),  # month | quarter | year
+    Column("ord", Integer, nullable=False),  # the period's ordinal: year*12+month-1, year*4+quarter-1 or year
+    Column("survey_id", Integer, nullable=False),
+    Column("profile_id", Integer, nullable=False),  # feed_keys: the client's leaf office, officer, funds, products
+    Column("line_set_id", Integer),  # feed_keys: the survey's poverty lines, naming the line_N columns
+    Column("surveys", Integer, nullable=False),  # the client's surveys in the period
+    Column("headline_score", Integer),
+    Column("band_id", Integer),  # feed_keys
+    Column("first_band_id", Integer),  # the band of the client's first survey ever, when that is another survey
+    Column("prev_band_id", Integer),  # the band of the client's latest survey in the period just before
+    *(Column(f"line_{position}", Float) for position in range(1, FACT_LINES + 1)),
+    PrimaryKeyConstraint("client_id", "period_kind", "ord"),
+    postgresql_partition_by="LIST (period_kind)",
+)

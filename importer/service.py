@@ -6,19 +6,23 @@ Re-importing a file compares every stored value and reports the row as unchanged
 
 `import_table` is the unit-of-work boundary for bulk loads (one transaction per batch), so a failing batch never
 leaves a row half written, and a batch the database refuses is retried row by row to isolate the culprit.
+
+The feed's facts (`feeds.facts`) record each client's office, officer, funds and products, so the client and account
+writers refresh the facts of the clients they changed in the batch's transaction. Office moves need no refresh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import String, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import Account, Client, ClientPhone, Fund, LoanProduct, Office, Staff, Transaction
+from feeds.facts import refresh_facts
 from importer.cells import RowError
 from importer.reader import Table
 from importer.rows import Context, Record, validate_all
@@ -314,6 +318,7 @@ def _write_clients(session: Session, records: list[Record], refs: Refs) -> _Outc
         if "phones" in record.values and set(record.values["phones"]) != stored_phones.get(id_, set())  # type: ignore[call-overload]
     ]
     new_ids = _apply(session, Client, plan)
+    refresh_facts(session, [id_ for _record, id_, _values in plan.updates])  # their office or officer may have moved
     ids = (
         new_ids
         | {r.external_id: id_ for r, id_, _v in plan.updates}
@@ -364,8 +369,18 @@ def _write_accounts(session: Session, records: list[Record], refs: Refs) -> _Out
     _upsert_named(session, Fund, refs.funds, records, "fund")
     items = [(r, _account_values(r, refs)) for r in records]
     plan = _plan(session, Account, items)
+    holders = _holders(session, plan)
     _apply(session, Account, plan)
+    refresh_facts(session, holders)
     return _counts(plan)
+
+
+def _holders(session: Session, plan: _Plan) -> set[int]:
+    """The clients whose funds or products the plan may change: the owners of the written accounts, before and
+    after (an account can move to another client)."""
+    written = [values for _record, values in plan.inserts] + [values for _record, _id, values in plan.updates]
+    before = select(Account.client_id).where(Account.id.in_([id_ for _record, id_, _values in plan.updates]))
+    return {cast(int, values["client_id"]) for values in written} | set(session.scalars(before))
 
 
 def _account_values(record: Record, refs: Refs) -> dict[str, object]:

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 import db
+import migrate
 from settings import Settings
 
 db.import_all_models()
@@ -39,6 +40,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs batch mode for ALTER TABLE
         compare_type=True,
+        include_name=migrate.include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

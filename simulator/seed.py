@@ -11,11 +11,13 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from accounts.models import Account, Client, ClientPhone, Fund, LoanProduct, Office, Staff, Transaction
+from feeds.facts import refresh_facts
 from surveys.models import SurveyResponse
 
 SEED = 2026
@@ -392,6 +394,7 @@ def _seed_accounts(session: Session, accounts: list[dict[str, object]]) -> int:
     ]
     for keys in {tuple(sorted(row)) for row in rows}:  # executemany wants one key set per batch
         session.execute(insert(Account), [row for row in rows if tuple(sorted(row)) == keys])
+    refresh_facts(session, [cast(int, row["client_id"]) for row in rows])  # a re-run may reach surveyed clients
     return len(rows)
 
 

@@ -3,8 +3,9 @@
 Every channel (USSD, SMS, Telegram, the CLI, the API) records surveys through these functions, so the rules live
 once: a survey is scored with the scorecard version it was taken with and keeps it forever; the date collected may
 be back-dated but never lies in the MFI's future; the client's poverty status is a cache of their latest survey by
-date collected (ties: the latest recorded), recomputed after every change. Functions receive a `Session` and never
-commit; they raise `SurveyError` with a message fit to show an officer.
+date collected (ties: the latest recorded), recomputed after every change, and so are the client's feed facts
+(`feeds.facts`). Functions receive a `Session` and never commit; they raise `SurveyError` with a message fit to show
+an officer.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
+from feeds.facts import refresh_facts
 from scoring.errors import BandsError, InvalidAnswers, ScorecardError, ScoringError
 from scoring.loader import load_scorecard
 from scoring.scorecard import Band, Bands, Scorecard, ScoreResult, band_for, describe, headline, parse_bands, score
@@ -224,7 +226,7 @@ def create_survey(
     )
     _apply_result(survey, answers, result, config)
     saved = _insert_once(session, survey)
-    refresh_poverty_status(session, client)
+    _surveys_changed(session, client)
     return saved
 
 
@@ -247,7 +249,7 @@ def edit_survey(
     _apply_result(survey, answers, result, get_config(session))
     survey.updated_at = now
     session.flush()
-    refresh_poverty_status(session, _require_client(session, survey.client_id))
+    _surveys_changed(session, _require_client(session, survey.client_id))
     return survey
 
 
@@ -257,7 +259,7 @@ def delete_survey(session: Session, survey_id: int, *, now: datetime) -> None:
     client = _require_client(session, survey.client_id)
     session.delete(survey)
     session.flush()
-    refresh_poverty_status(session, client)
+    _surveys_changed(session, client)
 
 
 def get_survey(session: Session, survey_id: int) -> SurveyResponse | None:
@@ -290,6 +292,12 @@ def client_status(session: Session, client: Client) -> PovertyStatus | None:
         headline_score=survey.headline_score,
         headline_likelihood=survey.headline_likelihood,
     )
+
+
+def _surveys_changed(session: Session, client: Client) -> None:
+    """What follows a client's surveys, in the same transaction: their poverty status and their feed facts."""
+    refresh_poverty_status(session, client)
+    refresh_facts(session, [client.id])
 
 
 def refresh_poverty_status(session: Session, client: Client) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import delete
 from accounts.models import Account, Client, ClientPhone, Fund, LoanProduct, Office, Staff
 from bootstrap import Services
 from feeds.aggregates import AggregateError, Cell, Scope, cells_to_json, compute, period_label, period_ordinal
+from feeds.facts import rebuild_facts
 from surveys.models import SurveyAnswer, SurveyLineResult, SurveyResponse
 from tests.factories import make_client, make_office, make_staff
 
@@ -117,7 +118,7 @@ def _build(services: Services, clients: list[Any], surveys: list[Any]) -> World:
             records.append(
                 {"id": survey.id, "client": client.id, "date": collected, "band": band, "score": score, "lines": rates}
             )
-        session.flush()
+        rebuild_facts(session)  # the surveys were written by hand, not through the survey service
         return World(offices, rows, records, {o.id: o.external_id for o in officers})
 
 
@@ -287,6 +288,8 @@ def _seed_small_branch(services: Services, clients: int) -> list[int]:
                 session.add(_survey(client.id, collected, band, score))
             session.add(_survey(client.id, date(2026, 3, 20), "B", 60))
             ids.append(client.id)
+        session.flush()
+        rebuild_facts(session)
         return ids
 
 

@@ -21,6 +21,7 @@ from api.keys import create_key
 from bootstrap import Services
 from feeds import cli as feed_cli
 from feeds import delivery, document, jobs, schedule, signing
+from feeds.facts import rebuild_facts
 from feeds.models import FeedDelivery
 from settings import Settings
 from surveys.models import PpiSettings, SurveyLineResult, SurveyResponse
@@ -117,6 +118,8 @@ def _seed(services: Services, first: date = date(2025, 11, 3), second: date = da
                 session.add(survey)
                 session.flush()
                 session.add(SurveyLineResult(survey_id=survey.id, line_slug="national", score=score, likelihood=rate))
+        session.flush()
+        rebuild_facts(session)  # the surveys were written by hand, not through the survey service
 
 
 def test_the_feed_document_validates_against_its_json_schema(services: Services) -> None:

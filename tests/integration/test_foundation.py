@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import db
+import migrate
 from app import create_app
 from settings import Settings, SettingsError
 
@@ -65,7 +66,8 @@ def test_pages_send_security_headers(client):
 def test_migrations_and_models_agree(services):
     db.import_all_models()
     with services.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), db.Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": migrate.include_name})
+        differences = compare_metadata(context, db.Base.metadata)
     assert differences == []
 
 
