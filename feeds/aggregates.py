@@ -103,7 +103,36 @@ def compute_levels(
     periods: list[str] | None = None,
     scope: Scope | None = None,
 ) -> dict[str, list[Cell]]:
-    """Like `compute` for several levels at once, from one statement (the feed uses this)."""
+    """Like `compute` for several levels at once, from one statement."""
+    by_level: dict[str, list[Cell]] = {level: [] for level in levels}
+    with collector_paused():
+        layout, cells = _cell_rows(session, levels, period_kind, periods, scope)
+        for level, group_id, name, period, rows in cells:
+            by_level[level].append(_to_cell(level, group_id, name, period, rows, k, layout))
+    return by_level
+
+
+def compute_series(
+    session: Session, *, levels: Sequence[str], period_kind: str, k: int, periods: list[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The feed's form of `compute_levels`: per level, each group ({"id", "name", "series"}) with its cells as JSON
+    over the periods, made straight from the rows (at 65,000 cells, making `Cell`s first took three times as long)."""
+    groups: dict[str, dict[str, dict[str, Any]]] = {level: {} for level in levels}
+    with collector_paused():
+        layout, cells = _cell_rows(session, levels, period_kind, periods, None)
+        for level, group_id, name, period, rows in cells:
+            group = groups[level].get(group_id)
+            if group is None:
+                group = groups[level][group_id] = {"id": group_id, "name": name, "series": []}
+            group["series"].append(_to_point(period, rows, k, layout))
+    return {level: list(by_id.values()) for level, by_id in groups.items()}
+
+
+def _cell_rows(
+    session: Session, levels: Sequence[str], period_kind: str, periods: list[str] | None, scope: Scope | None
+) -> tuple[_Layout, list[tuple[str, str, str, str, list[Any]]]]:
+    """(level, group id, group name, period label, the cell's rows) for every cell with clients, ordered by level,
+    group and period."""
     if period_kind not in PERIOD_KINDS:
         raise AggregateError(f"period must be one of {', '.join(PERIOD_KINDS)}, not {period_kind!r}")
     _check_levels(session, levels)
@@ -111,15 +140,22 @@ def compute_levels(
     _tune_postgresql(session)
     layout = _layout(session)
     rows = session.connection().execute(_statement(levels, period_kind, ordinals, scope, layout)).all()
-    with collector_paused():
-        cells = _cells_from_rows(rows, period_kind, k, layout)
-    return {level: cells.get(level, []) for level in levels}
+    by_cell: dict[tuple[str, str, int], list[Any]] = defaultdict(list)
+    for row in rows:
+        by_cell[(row[0], row[1], row[3])].append(row)
+    labels = {ordinal: period_label(ordinal, period_kind) for _level, _group, ordinal in by_cell}
+    cells = [
+        (level, group_id, by_cell[level, group_id, ordinal][0][2], labels[ordinal], by_cell[level, group_id, ordinal])
+        for level, group_id, ordinal in sorted(by_cell)
+    ]
+    return layout, cells
 
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Python's cycle collector off for a block that allocates many small objects and no cycles (rows into cells,
-    cells into JSON): collections triggered by those allocations took 60% of that time (bench/bench_feed.py)."""
+    """Python's cycle collector off for a block that allocates many small objects and no cycles (fetching rows,
+    making cells or JSON of them): collections triggered by those allocations took 60% of that time (measured with
+    bench/bench_feed.py). The objects made meanwhile are looked at once, by the first collection after the block."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -215,6 +251,18 @@ class _Layout:
     @cached_property
     def counts(self) -> int:
         return 4 + len(self.bands) + 2 * len(self.pairs)
+
+    @cached_property
+    def band_columns(self) -> slice:
+        return slice(4, 4 + len(self.bands))
+
+    @cached_property
+    def first_columns(self) -> slice:
+        return slice(4 + len(self.bands), 4 + len(self.bands) + len(self.pairs))
+
+    @cached_property
+    def previous_columns(self) -> slice:
+        return slice(4 + len(self.bands) + len(self.pairs), self.counts)
 
     @cached_property
     def partial_types(self) -> list[Any]:
@@ -401,42 +449,56 @@ def _other_groups(level: str, scope: Scope | None) -> Select[Any]:
 # --- rows -> cells ---------------------------------------------------------------------------------------------
 
 
-def _cells_from_rows(rows: Iterable[Any], period_kind: str, k: int, layout: _Layout) -> dict[str, list[Cell]]:
-    """One cell per level, group and period, ordered by group then period, from its rows (one per poverty-line
-    set: their counts add up, their line columns are named by their set)."""
-    by_cell: dict[tuple[str, str, int], list[Any]] = defaultdict(list)
-    for row in rows:
-        by_cell[(row[0], row[1], row[3])].append(row)
-    cells: dict[str, list[Cell]] = defaultdict(list)
-    labels = {ordinal: period_label(ordinal, period_kind) for _level, _group, ordinal in by_cell}
-    for key in sorted(by_cell):
-        level, group_id, ordinal = key
-        cell_rows = by_cell[key]
-        cells[level].append(_to_cell(level, group_id, cell_rows[0][2], labels[ordinal], cell_rows, k, layout))
-    return cells
-
-
 def _to_cell(level: str, group_id: str, name: str, period: str, rows: Sequence[Any], k: int, layout: _Layout) -> Cell:
     counts = _counts(rows, layout.counts)
-    clients, surveys, score_sum, score_n = counts[:4]
-    if clients < k:
+    if counts[0] < k:
         return Cell(level=level, group_id=group_id, group_name=name, period=period, suppressed=True)
-    bands_end = 4 + len(layout.bands)
-    first_end = bands_end + len(layout.pairs)
+    pairs = layout.pair_labels
     return Cell(
         level=level,
         group_id=group_id,
         group_name=name,
         period=period,
         suppressed=False,
-        clients=clients,
-        surveys=surveys,
-        mean_score=round(score_sum / score_n, 2) if score_n else None,
+        clients=counts[0],
+        surveys=counts[1],
+        mean_score=_mean_score(counts),
         poverty_rates=_rates(rows, layout),
-        band_counts={band: n for band, n in zip(layout.band_labels, counts[4:bands_end], strict=True) if n},
-        transitions_since_first=_transitions(layout.pair_labels, counts[bands_end:first_end]),
-        transitions_from_previous=_transitions(layout.pair_labels, counts[first_end:]),
+        band_counts=_nonzero(layout.band_labels, counts[layout.band_columns]),
+        transitions_since_first=_transitions(pairs, counts[layout.first_columns]),
+        transitions_from_previous=_transitions(pairs, counts[layout.previous_columns]),
     )
+
+
+def _to_point(period: str, rows: Sequence[Any], k: int, layout: _Layout) -> dict[str, Any]:
+    """`cell_to_json` without the level and group, straight from the rows."""
+    counts = _counts(rows, layout.counts)
+    if counts[0] < k:
+        return {"period": period, "suppressed": True}
+    pairs = layout.pair_labels
+    return _point_json(
+        period,
+        counts[0],
+        counts[1],
+        _mean_score(counts),
+        _rates(rows, layout),
+        _nonzero(layout.band_labels, counts[layout.band_columns]),
+        _moves_json(pairs, counts[layout.first_columns]),
+        _moves_json(pairs, counts[layout.previous_columns]),
+    )
+
+
+def _mean_score(counts: Sequence[int]) -> float | None:
+    score_sum, score_n = counts[2], counts[3]
+    return round(score_sum / score_n, 2) if score_n else None
+
+
+def _nonzero(names: Sequence[str], counts: Sequence[int]) -> dict[str, int]:
+    return {name: n for name, n in zip(names, counts, strict=True) if n}
+
+
+def _transitions(pairs: Sequence[tuple[str, str]], counts: Sequence[int]) -> tuple[Transition, ...]:
+    return tuple(Transition(before, after, n) for (before, after), n in zip(pairs, counts, strict=True) if n)
 
 
 def _counts(rows: Sequence[Any], width: int) -> Sequence[int]:
@@ -445,10 +507,6 @@ def _counts(rows: Sequence[Any], width: int) -> Sequence[int]:
     if len(rows) == 1:
         return rows[0][5 : 5 + width]  # type: ignore[no-any-return]
     return [sum(values) for values in zip(*((n or 0 for n in row[5 : 5 + width]) for row in rows), strict=True)]
-
-
-def _transitions(pairs: Sequence[tuple[str, str]], counts: Sequence[int]) -> tuple[Transition, ...]:
-    return tuple(Transition(before, after, n) for (before, after), n in zip(pairs, counts, strict=True) if n)
 
 
 def _rates(rows: Sequence[Any], layout: _Layout) -> dict[str, float]:
@@ -473,31 +531,56 @@ def _rates(rows: Sequence[Any], layout: _Layout) -> dict[str, float]:
 
 def cell_to_json(cell: Cell) -> dict[str, Any]:
     """A cell as plain JSON; a suppressed cell says so and carries no numbers."""
-    head: dict[str, Any] = {
-        "level": cell.level,
-        "group": {"id": cell.group_id, "name": cell.group_name},
-        "period": cell.period,
-        "suppressed": cell.suppressed,
-    }
+    head = {"level": cell.level, "group": {"id": cell.group_id, "name": cell.group_name}}
     if cell.suppressed:
-        return head
-    return head | {
-        "clients": cell.clients,
-        "surveys": cell.surveys,
-        "mean_score": cell.mean_score,
-        "poverty_rate": cell.poverty_rates,
-        "band_counts": cell.band_counts,
-        "band_transitions": {
-            "since_first_survey": [_transition_json(t) for t in cell.transitions_since_first],
-            "from_previous_period": [_transition_json(t) for t in cell.transitions_from_previous],
-        },
-    }
+        return head | {"period": cell.period, "suppressed": True}
+    numbers = _point_json(
+        cell.period,
+        cell.clients,
+        cell.surveys,
+        cell.mean_score,
+        cell.poverty_rates,
+        cell.band_counts,
+        _moves_json(
+            [(t.from_band, t.to_band) for t in cell.transitions_since_first],
+            [t.clients for t in cell.transitions_since_first],
+        ),
+        _moves_json(
+            [(t.from_band, t.to_band) for t in cell.transitions_from_previous],
+            [t.clients for t in cell.transitions_from_previous],
+        ),
+    )
+    return head | numbers
 
 
 def cells_to_json(cells: Iterable[Cell]) -> list[dict[str, Any]]:
-    """`compute`'s result as a JSON-ready list (for `GET /api/v1/aggregates` and the feed)."""
+    """`compute`'s result as a JSON-ready list (for `GET /api/v1/aggregates`)."""
     return [cell_to_json(cell) for cell in cells]
 
 
-def _transition_json(transition: Transition) -> dict[str, Any]:
-    return {"from": transition.from_band, "to": transition.to_band, "clients": transition.clients}
+def _point_json(
+    period: str,
+    clients: int | None,
+    surveys: int | None,
+    mean_score: float | None,
+    poverty_rates: dict[str, float],
+    band_counts: dict[str, int],
+    since_first: list[dict[str, Any]],
+    from_previous: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The JSON of a cell that is shown, for the feed and the API alike."""
+    return {
+        "period": period,
+        "suppressed": False,
+        "clients": clients,
+        "surveys": surveys,
+        "mean_score": mean_score,
+        "poverty_rate": poverty_rates,
+        "band_counts": band_counts,
+        "band_transitions": {"since_first_survey": since_first, "from_previous_period": from_previous},
+    }
+
+
+def _moves_json(pairs: Sequence[tuple[str, str]], counts: Sequence[int]) -> list[dict[str, Any]]:
+    """Band transitions as JSON, the pairs with no clients left out."""
+    return [{"from": before, "to": after, "clients": n} for (before, after), n in zip(pairs, counts, strict=True) if n]

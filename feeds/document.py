@@ -8,7 +8,6 @@ Each group carries its series over the periods (the trend of each measure); with
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from feeds.aggregates import (
-    ALL_LEVEL,
-    Cell,
-    available_levels,
-    cell_to_json,
-    collector_paused,
-    compute_levels,
-    period_label,
-    period_ordinal,
-)
+from feeds.aggregates import ALL_LEVEL, available_levels, compute_series, period_label, period_ordinal
 from settings import Settings
 from surveys.models import PpiSettings
 
@@ -56,8 +46,8 @@ def build(
     periods = recent_periods(now, period_kind, period_count)
     levels = [ALL_LEVEL, *available_levels(session)]
     k = settings.suppression_k
-    by_level = compute_levels(session, levels=levels, period_kind=period_kind, k=k, periods=periods)
-    withheld = sum(cell.suppressed for cells in by_level.values() for cell in cells)
+    by_level = compute_series(session, levels=levels, period_kind=period_kind, k=k, periods=periods)
+    withheld = sum(point["suppressed"] for groups in by_level.values() for group in groups for point in group["series"])
     return {
         "feed_version": FEED_VERSION,
         "mfi_id": settings.mfi_id,
@@ -66,7 +56,7 @@ def build(
         "period_kind": period_kind,
         "periods": periods,
         "headline_line": _headline_line(session),
-        "levels": _levels_json(levels, by_level),
+        "levels": [{"level": level, "groups": by_level[level]} for level in levels],
         "suppression": {"k": k, "cells_withheld": withheld},
     }
 
@@ -82,18 +72,3 @@ def schema() -> dict[str, Any]:
 
 def _headline_line(session: Session) -> str | None:
     return session.scalar(select(PpiSettings.headline_line).order_by(PpiSettings.id.desc()).limit(1))
-
-
-def _levels_json(levels: list[str], by_level: dict[str, list[Cell]]) -> list[dict[str, Any]]:
-    with collector_paused():
-        return [{"level": level, "groups": _groups_json(by_level[level])} for level in levels]
-
-
-def _groups_json(cells: Iterable[Cell]) -> list[dict[str, Any]]:
-    groups: dict[str, dict[str, Any]] = {}
-    for cell in cells:
-        group = groups.setdefault(cell.group_id, {"id": cell.group_id, "name": cell.group_name, "series": []})
-        point = cell_to_json(cell)
-        del point["level"], point["group"]
-        group["series"].append(point)
-    return list(groups.values())
