@@ -77,25 +77,31 @@ def rebuild_facts(session: Session) -> int:
 
 
 def _replace(session: Session, ids: Sequence[int] | None) -> None:
-    """Delete the clients' facts (None: everyone's), add the strings their new facts refer to, insert the new facts."""
+    """Delete the clients' facts (None: everyone's), add the strings their new facts refer to, insert the new facts.
+
+    The clients' rows are locked first (in id order), so two transactions refreshing one client take turns and the
+    second one sees what the first one wrote; without it, both would insert the same fact rows."""
     session.flush()  # the statements below read the tables, not the session's pending objects
     connection = session.connection()
     dialect = connection.dialect.name
-    delete, intern, insert = _statements(dialect, filtered=ids is not None)
+    lock, delete, intern, insert = _statements(dialect, filtered=ids is not None)
     parameters = {} if ids is None else {"client_ids": list(ids)}
     if ids is None and dialect == "postgresql":
         connection.execute(text("TRUNCATE feed_facts"))
     else:
+        connection.execute(lock, parameters)
         connection.execute(delete, parameters)
     connection.execute(intern, parameters)
     connection.execute(insert, parameters)
 
 
 @cache
-def _statements(dialect: str, *, filtered: bool) -> tuple[Any, Any, Any]:
-    """The delete, intern and insert statements for the clients in the `client_ids` parameter (or for everyone),
-    built once: building and compiling them costs more than running them for one client."""
+def _statements(dialect: str, *, filtered: bool) -> tuple[Any, Any, Any, Any]:
+    """The lock, delete, intern and insert statements for the clients in the `client_ids` parameter (or for
+    everyone), built once: building and compiling them costs more than running them for one client."""
+    clients = Client.__table__
     return (
+        select(clients.c.id).where(_only(clients.c.id, filtered)).order_by(clients.c.id).with_for_update(),
         feed_facts.delete().where(_only(feed_facts.c.client_id, filtered)),
         _intern_missing(dialect, filtered),
         feed_facts.insert().from_select(FACT_COLUMNS, _fact_rows(filtered)),

@@ -4,6 +4,10 @@ accounts, and the demo seed; `feed rebuild-facts` recomputes it from data writte
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -26,9 +30,11 @@ from importer.cli import import_command
 from scoring.loader import list_scorecards, load_scorecard
 from surveys import service
 from surveys.models import SurveyAnswer, SurveyLineResult, SurveyResponse
+from tests.conftest import TEST_DATABASE_URL
 from tests.factories import NOW, STANDARD_BANDS, configure_ppi, make_client, make_office, make_staff
 
 ANSWER_COUNTS = [len(question.answers) for question in load_scorecard("KEN-2024").questions]
+ONE_ANSWERS = [1] * len(ANSWER_COUNTS)
 DATES = [
     date(2023, 12, 31),
     date(2024, 1, 5),
@@ -107,20 +113,17 @@ def _loan(client_id: int, fund_id: int) -> Account:
     )
 
 
+def _survey(session: Session, client_id: int, collected: date, answers: Sequence[int] = ONE_ANSWERS) -> SurveyResponse:
+    return service.create_survey(
+        session, client_id, answers, date_collected=collected, mode="self", channel="cli", officer_id=None, now=NOW
+    )
+
+
 def _apply(session: Session, operation: tuple[Any, ...], clients: list[int]) -> None:
     surveys = session.scalars(select(SurveyResponse.id).order_by(SurveyResponse.id)).all()
     match operation:
         case ("create", client, collected, answers):
-            service.create_survey(
-                session,
-                clients[client],
-                answers,
-                date_collected=collected,
-                mode="self",
-                channel="cli",
-                officer_id=None,
-                now=NOW,
-            )
+            _survey(session, clients[client], collected, answers)
         case ("edit", index, collected, answers) if surveys:
             service.edit_survey(session, surveys[index % len(surveys)], answers, now=NOW, date_collected=collected)
         case ("delete", index) if surveys:
@@ -142,29 +145,10 @@ def test_survey_writes_keep_the_facts_equal_to_a_rebuild(services: Services, ope
 
 def test_a_back_dated_survey_moves_the_clients_facts(services: Services) -> None:
     [client, *_] = _clients(services)
-    answers = [1] * len(ANSWER_COUNTS)
     with services.transaction() as session:
-        later = service.create_survey(
-            session,
-            client,
-            answers,
-            date_collected=date(2024, 4, 1),
-            mode="self",
-            channel="cli",
-            officer_id=None,
-            now=NOW,
-        )
-        service.create_survey(
-            session,
-            client,
-            answers,
-            date_collected=date(2024, 6, 1),
-            mode="self",
-            channel="cli",
-            officer_id=None,
-            now=NOW,
-        )
-        service.edit_survey(session, later.id, answers, now=NOW, date_collected=date(2023, 11, 2))
+        later = _survey(session, client, date(2024, 4, 1))
+        _survey(session, client, date(2024, 6, 1))
+        service.edit_survey(session, later.id, ONE_ANSWERS, now=NOW, date_collected=date(2023, 11, 2))
     with services.transaction() as session:
         quarters = session.execute(
             select(feed_facts.c.ord, feed_facts.c.surveys).where(
@@ -173,6 +157,35 @@ def test_a_back_dated_survey_moves_the_clients_facts(services: Services) -> None
         ).all()
     assert sorted(quarters) == [(2023 * 4 + 3, 1), (2024 * 4 + 1, 1)]
     assert_facts_match_a_rebuild(services)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="a race needs TEST_DATABASE_URL")
+def test_two_transactions_writing_one_clients_surveys_at_once_both_commit_and_agree(services: Services) -> None:
+    [client, *_] = _clients(services)
+    with services.transaction() as session:  # the latest survey: neither new one changes the client's row
+        _survey(session, client, date(2024, 6, 10))
+    first_refreshed = threading.Event()
+
+    def record(collected: date, hold: bool) -> None:
+        with services.transaction() as session:
+            _survey(session, client, collected)
+            if hold:  # the first transaction keeps its new facts uncommitted while the second one writes
+                first_refreshed.set()
+                time.sleep(0.5)
+
+    def second() -> None:
+        assert first_refreshed.wait(timeout=10)
+        record(date(2024, 1, 5), hold=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(record, date(2024, 5, 1), True), pool.submit(second)]
+        for future in futures:
+            future.result(timeout=30)
+    assert_facts_match_a_rebuild(services)
+    with services.transaction() as session:
+        quarters = session.scalars(select(feed_facts.c.ord).where(feed_facts.c.period_kind == "quarter")).all()
+    assert sorted(quarters) == [2024 * 4, 2024 * 4 + 1]
 
 
 # --- CSV import ------------------------------------------------------------------------------------------------
@@ -201,16 +214,7 @@ def test_a_csv_import_that_moves_clients_and_accounts_refreshes_their_facts(
         configure_ppi(session, bands=STANDARD_BANDS)
         for external_id in ("C1", "C2"):
             client_id = session.scalar(select(Client.id).where(Client.external_id == external_id))
-            service.create_survey(
-                session,
-                client_id,
-                [1] * len(ANSWER_COUNTS),
-                date_collected=date(2024, 5, 1),
-                mode="self",
-                channel="cli",
-                officer_id=None,
-                now=NOW,
-            )
+            _survey(session, client_id, date(2024, 5, 1))
         before = facts_as_values(session)
 
     (tmp_path / "moved.csv").write_text(
@@ -288,16 +292,7 @@ def test_every_scorecard_fits_the_fact_columns() -> None:
 def test_office_moves_need_no_refresh_because_the_build_walks_the_tree(services: Services) -> None:
     [client, *_] = _clients(services)
     with services.transaction() as session:
-        service.create_survey(
-            session,
-            client,
-            [1] * len(ANSWER_COUNTS),
-            date_collected=date(2024, 5, 1),
-            mode="self",
-            channel="cli",
-            officer_id=None,
-            now=NOW,
-        )
+        _survey(session, client, date(2024, 5, 1))
         branch = session.get(Office, session.get(Client, client).office_id)
         region = make_office(session, external_id="NEW-REGION", level="region", parent=branch.parent)
         branch.parent_id = region.id
