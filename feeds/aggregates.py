@@ -143,7 +143,8 @@ def _cell_rows(
     ordinals = [period_ordinal(label, period_kind) for label in periods] if periods is not None else None
     _tune_postgresql(session)
     layout = _layout(session)
-    rows = sorted(session.connection().execute(_statement(levels, period_kind, ordinals, scope, layout)), key=_CELL)
+    statement = _statement(levels, period_kind, ordinals, scope, layout, _deepest_office(session))
+    rows = sorted(session.connection().execute(statement), key=_CELL)
     labels = {ordinal: period_label(ordinal, period_kind) for ordinal in {row[3] for row in rows}}
     cells = []
     for (level, group_id, ordinal), same_cell in groupby(rows, key=_CELL):
@@ -185,6 +186,21 @@ def office_levels(session: Session) -> list[str]:
     depth = func.length(Office.path) - func.length(func.replace(Office.path, "/", ""))
     query = select(Office.level, func.min(depth)).group_by(Office.level).order_by(func.min(depth), Office.level)
     return [level for level, _ in session.execute(query)]
+
+
+def _office_depths() -> Any:
+    """(office_id, depth): roots 0, their children 1, ...: a recursive walk down `parent_id`, the link the roll-up
+    follows up."""
+    office = Office.__table__
+    start = select(office.c.id.label("office_id"), literal(0).label("depth")).where(office.c.parent_id.is_(None))
+    depths = start.cte("office_depths", recursive=True)
+    step = select(office.c.id, depths.c.depth + 1).join(depths, office.c.parent_id == depths.c.office_id)
+    return depths.union_all(step)
+
+
+def _deepest_office(session: Session) -> int:
+    depths = _office_depths()
+    return session.scalar(select(func.max(depths.c.depth))) or 0
 
 
 def available_levels(session: Session) -> list[str]:
@@ -276,10 +292,6 @@ class _Layout:
         return [Integer, Integer, BigInteger, *[Integer] * (self.counts - 3), *[Float] * self.lines]
 
     @cached_property
-    def result_types(self) -> list[Any]:
-        return [BigInteger] * self.counts + [Float] * self.lines
-
-    @cached_property
     def lines(self) -> int:
         return max((len(slugs) for slugs in self.line_sets.values()), default=0)
 
@@ -298,18 +310,28 @@ def _layout(session: Session) -> _Layout:
     return _Layout(tuple(sorted(bands, key=lambda band: band[1])), line_sets)
 
 
-def _dimension(level: str) -> str:
-    return level if level in OTHER_LEVELS else "office"
-
-
 def _statement(
-    levels: Sequence[str], period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout
-) -> Select[Any]:
+    levels: Sequence[str],
+    period_kind: str,
+    ordinals: list[int] | None,
+    scope: Scope | None,
+    layout: _Layout,
+    deepest: int,
+) -> Any:
     """(level, group id, group name, period, line set, measures...): one row per cell and poverty-line set."""
     fine = _fine(period_kind, ordinals, scope, layout).cte("fine")
-    members = select(fine.c.profile_id, func.min(fine.c.member).label("member")).group_by(fine.c.profile_id)
-    parts = _parts(levels, fine, members.cte("members"), layout.partial_types)
-    return _rolled_up(levels, scope, union_all(*parts).cte("partials"), layout.result_types)
+    one_member = select(fine.c.profile_id, func.min(fine.c.member).label("member")).group_by(fine.c.profile_id)
+    members = one_member.cte("members")
+    types = layout.partial_types
+    cells = []
+    office_levels = [level for level in levels if level not in OTHER_LEVELS]
+    if office_levels:
+        office_partials = _part("office", fine, members, types).cte("office_partials")
+        cells += _office_cells(office_levels, office_partials, types, deepest)
+    for level in (level for level in levels if level in OTHER_LEVELS):
+        partials = _part(level, fine, members, types).subquery(f"{level}_partials")
+        cells.append(_other_cells(level, partials, types, scope))
+    return union_all(*cells)
 
 
 def _fine(period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout) -> Select[Any]:
@@ -340,19 +362,13 @@ def _measures(facts: Any, layout: _Layout) -> list[Any]:
     return [cast(measure, type_) for measure, type_ in zip([*counts, *lines], layout.partial_types, strict=True)]
 
 
-def _parts(levels: Sequence[str], fine: Any, members: Any, types: Sequence[Any]) -> list[Select[Any]]:
-    """(dim, key, ord, line_set_id, measures) per leaf office, officer, fund and product, summed from the fine
-    rows; a profile counts under its member's office and officer and each fund and product the member holds."""
-    dimensions = {_dimension(level) for level in levels}
+def _part(dimension: str, fine: Any, members: Any, types: Sequence[Any]) -> Select[Any]:
+    """(key, ord, line_set_id, measures) per office, officer, fund or product, summed from the fine rows: a profile
+    counts under its member's office and officer and each fund and product the member holds."""
+    keys = _profile_keys(dimension, members)
     measures = _named([cast(func.sum(fine.c[f"m{index}"]), type_) for index, type_ in enumerate(types)])
-    parts = []
-    for dimension in ("office", "officer", "fund", "product"):
-        if dimension in dimensions:
-            keys = _profile_keys(dimension, members)
-            query = select(literal(dimension).label("dim"), keys.c.key, fine.c.ord, fine.c.line_set_id, *measures)
-            query = query.join_from(fine, keys, keys.c.profile_id == fine.c.profile_id)
-            parts.append(query.group_by(keys.c.key, fine.c.ord, fine.c.line_set_id))
-    return parts
+    query = select(keys.c.key, fine.c.ord, fine.c.line_set_id, *measures)
+    return query.join_from(fine, keys, keys.c.profile_id == fine.c.profile_id).group_by(*query.selected_columns[:3])
 
 
 def _profile_keys(dimension: str, members: Any) -> Any:
@@ -368,17 +384,57 @@ def _profile_keys(dimension: str, members: Any) -> Any:
     return query.where(column.is_not(None)).subquery(f"{dimension}_keys")
 
 
-def _rolled_up(levels: Sequence[str], scope: Scope | None, partials: Any, types: Sequence[Any]) -> Select[Any]:
-    """Every requested group sums the partials of the dimension keys under it (cast back to `types`: PostgreSQL
-    sums integers as numeric, which Python would read as slow Decimals)."""
-    groups = _groups(levels, scope).cte("groups")
-    keys = (groups.c.level, groups.c.group_id, groups.c.group_name, partials.c.ord, partials.c.line_set_id)
-    measures = [cast(func.sum(partials.c[f"m{index}"]), type_) for index, type_ in enumerate(types)]
-    return (
-        select(*keys, *measures)
-        .join_from(partials, groups, and_(groups.c.dim == partials.c.dim, groups.c.key == partials.c.key))
-        .group_by(*keys)
-    )
+def _office_cells(levels: Sequence[str], partials: Any, types: Sequence[Any], deepest: int) -> list[Select[Any]]:
+    """The cells of the office levels (and "all"), rolled up the tree one depth at a time from the deepest offices:
+    the totals at each depth are the partials of its offices plus the totals of their children. Summing children's
+    totals instead of every office under each group sums a fifth of the rows at 1M clients (bench/bench_feed.py)."""
+    office = Office.__table__
+    depths = _office_depths()
+    tiers: list[Any] = []
+    for tier_depth in range(deepest, -1, -1):
+        own = select(partials.c.key, *_keyed(partials, types, "ord", "line_set_id"))
+        own = own.join_from(partials, depths, depths.c.office_id == partials.c.key)
+        sources = [own.where(depths.c.depth == tier_depth)]
+        if tiers:
+            below = tiers[-1]
+            lifted = select(office.c.parent_id, *_keyed(below, types, "ord", "line_set_id"))
+            sources.append(lifted.join_from(below, office, office.c.id == below.c.key))
+        tiers.append(
+            _summed(union_all(*sources).subquery(), types, "key", "ord", "line_set_id").cte(f"depth_{tier_depth}")
+        )
+    cells = [
+        select(office.c.level, office.c.external_id, office.c.name, *_keyed(tier, types, "ord", "line_set_id"))
+        .join_from(tier, office, office.c.id == tier.c.key)
+        .where(office.c.level.in_([level for level in levels if level != ALL_LEVEL]))
+        for tier in tiers
+    ]
+    if ALL_LEVEL in levels:
+        everyone = _summed(tiers[-1], types, "ord", "line_set_id").subquery("everyone")
+        head = (literal(ALL_LEVEL), literal(ALL_LEVEL), literal("All clients"))
+        cells.append(select(*head, *_keyed(everyone, types, "ord", "line_set_id")))
+    return cells
+
+
+def _summed(rows: Any, types: Sequence[Any], *keys: str) -> Select[Any]:
+    """The measures of `rows` summed per `keys`, cast back to `types` (PostgreSQL sums 4-byte integers into 8-byte
+    ones and those into numerics, which Python would read as slow Decimals)."""
+    measures = [cast(func.sum(rows.c[f"m{index}"]), type_).label(f"m{index}") for index, type_ in enumerate(types)]
+    return select(*(rows.c[key] for key in keys), *measures).group_by(*(rows.c[key] for key in keys))
+
+
+def _keyed(rows: Any, types: Sequence[Any], *keys: str) -> list[Any]:
+    """The `keys` columns of `rows`, then its measures."""
+    return [*(rows.c[key] for key in keys), *(rows.c[f"m{index}"] for index in range(len(types)))]
+
+
+def _other_cells(level: str, partials: Any, types: Sequence[Any], scope: Scope | None) -> Select[Any]:
+    """The cells of an officer, fund or product level: its partials, named."""
+    table: Any = {"officer": Staff, "fund": Fund, "product": LoanProduct}[level]
+    query = select(literal(level), table.external_id, table.name, *_keyed(partials, types, "ord", "line_set_id"))
+    query = query.join_from(partials, table, table.id == partials.c.key)
+    if level == "fund" and scope is not None and scope.funds is not None:
+        query = query.where(table.external_id.in_(scope.funds))
+    return query
 
 
 def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
@@ -398,56 +454,6 @@ def _scoped_clients(scope: Scope | None) -> Select[Any] | None:
 
 def _named(measures: Sequence[Any]) -> list[Any]:
     return [measure.label(f"m{index}") for index, measure in enumerate(measures)]
-
-
-def _groups(levels: Sequence[str], scope: Scope | None) -> Any:
-    """(level, dim, key, group_id, group_name): the group of each requested level a dimension key rolls up into."""
-    closure = _office_ancestors()
-    parts = []
-    for level in levels:
-        if level in OTHER_LEVELS:
-            parts.append(_other_groups(level, scope))
-        elif level == ALL_LEVEL:
-            everyone = (literal(ALL_LEVEL).label("group_id"), literal("All clients").label("group_name"))
-            parts.append(
-                select(literal(level).label("level"), literal("office").label("dim"), Office.id.label("key"), *everyone)
-            )
-        else:
-            group = aliased(Office)
-            parts.append(
-                select(
-                    literal(level).label("level"),
-                    literal("office").label("dim"),
-                    closure.c.office_id.label("key"),
-                    group.external_id.label("group_id"),
-                    group.name.label("group_name"),
-                ).join(group, and_(group.id == closure.c.ancestor_id, group.level == level))
-            )
-    return union_all(*parts) if len(parts) > 1 else parts[0]
-
-
-def _office_ancestors() -> Any:
-    """(office_id, ancestor_id) for every office and each office above it, itself included: a recursive walk up
-    `parent_id`, a few rows per office. (A `path LIKE ancestor.path || '%'` join would compare every pair.)"""
-    start = select(Office.id.label("office_id"), Office.id.label("ancestor_id"), Office.parent_id.label("up"))
-    closure = start.cte("office_ancestors", recursive=True)
-    parent = aliased(Office)
-    step = select(closure.c.office_id, parent.id, parent.parent_id).join(parent, parent.id == closure.c.up)
-    return closure.union_all(step)
-
-
-def _other_groups(level: str, scope: Scope | None) -> Select[Any]:
-    table: Any = {"officer": Staff, "fund": Fund, "product": LoanProduct}[level]
-    query = select(
-        literal(level).label("level"),
-        literal(level).label("dim"),
-        table.id.label("key"),
-        table.external_id.label("group_id"),
-        table.name.label("group_name"),
-    )
-    if level == "fund" and scope is not None and scope.funds is not None:
-        query = query.where(table.external_id.in_(scope.funds))
-    return query
 
 
 # --- rows -> cells ---------------------------------------------------------------------------------------------

@@ -294,9 +294,10 @@ def test_office_moves_need_no_refresh_because_the_build_walks_the_tree(services:
     with services.transaction() as session:
         _survey(session, client, date(2024, 5, 1))
         branch = session.get(Office, session.get(Client, client).office_id)
+        country = branch.parent.external_id
         region = make_office(session, external_id="NEW-REGION", level="region", parent=branch.parent)
-        branch.parent_id = region.id
+        branch.parent_id = region.id  # the path stays stale: the roll-up follows parent_id
     with services.transaction() as session:
-        [cell] = compute(session, level="region", period_kind="quarter", k=1)
-    assert (cell.group_id, cell.clients) == ("NEW-REGION", 1)
+        cells = [compute(session, level=level, period_kind="quarter", k=1) for level in ("region", "country", "all")]
+    assert [(cell.group_id, cell.clients) for [cell] in cells] == [("NEW-REGION", 1), (country, 1), ("all", 1)]
     assert_facts_match_a_rebuild(services)
