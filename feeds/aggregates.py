@@ -1,22 +1,22 @@
 """Poverty aggregates per office level, loan officer, fund and loan product, per period, computed in SQL.
 
 They are read from `feed_facts` (see `feeds/facts.py`): one row per client and period with the survey that counts,
-its band, the client's band transitions and the poverty-line likelihoods, kept up to date by every write path. The
-same statement runs on PostgreSQL and SQLite:
+its band, the client's band transitions and the poverty-line likelihoods, kept up to date by every write path, so a
+build never ranks surveys or joins poverty-line rows. One statement, the same on PostgreSQL and SQLite:
 
 1. `fine`: the only pass over the facts, one GROUP BY per client profile (leaf office, loan officer, funds and
-   products held, as one integer), period and poverty-line set, with one member client per row. Clients with the
-   same profile count under exactly the same groups, so this is the finest grain any level needs, and it is small
+   products held, one integer), period and poverty-line set, with one member client per row. Clients with the same
+   profile count under exactly the same groups, so this is the finest grain any level needs, and it is small
    (thousands of rows per period, not one per client). On PostgreSQL the facts of one period kind are a partition of
-   their own, which parallel workers can scan.
-2. partials per leaf office, officer, fund and product (a profile's office, officer, funds and products are its
-   member's), then the roll-up: each requested group (an office subtree through a recursive ancestor walk, or the
-   officer, fund or product itself) sums the partials of the keys under it.
+   their own, which parallel workers scan; the rest of the statement reads the small results.
+2. partials per office, officer, fund and product (a profile's are its member's). The officer, fund and product
+   partials are their cells; office totals are summed one depth of the tree at a time, from the deepest offices up
+   (`parent_id`), so moving an office needs no change to the facts.
 
 Measures are columns: counts per band and band pair (the bands known to `feed_keys`) and one likelihood sum per
 line column, so there is one result row per cell and poverty-line set (in practice one set per scorecard). Python
-only names the line columns, adds up a cell's rows and turns them into `Cell` objects, withholding cells under k
-clients.
+names the line columns, adds up a cell's rows and withholds cells under k clients: into `Cell`s for the API and the
+/impact page, or straight into the feed's JSON (`compute_series`), with the cycle collector paused.
 """
 
 from __future__ import annotations
@@ -387,7 +387,7 @@ def _profile_keys(dimension: str, members: Any) -> Any:
 def _office_cells(levels: Sequence[str], partials: Any, types: Sequence[Any], deepest: int) -> list[Select[Any]]:
     """The cells of the office levels (and "all"), rolled up the tree one depth at a time from the deepest offices:
     the totals at each depth are the partials of its offices plus the totals of their children. Summing children's
-    totals instead of every office under each group sums a fifth of the rows at 1M clients (bench/bench_feed.py)."""
+    totals instead of every office under each group sums a third of the rows at 1M clients (bench/bench_feed.py)."""
     office = Office.__table__
     depths = _office_depths()
     tiers: list[Any] = []

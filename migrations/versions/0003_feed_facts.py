@@ -1,8 +1,9 @@
 """The feed's fact table (one row per client, period kind and period) and the strings it refers to, back-filled.
 
 On PostgreSQL `feed_facts` is partitioned by period kind, so a feed build scans only its own kind's rows. The
-back-fill runs `feeds.facts.rebuild_facts`, the same code as `impact-connect feed rebuild-facts` (about a minute for
-2M surveys); it holds a lock on the new table only.
+back-fill runs `feeds.facts.rebuild_facts`, the same code as `impact-connect feed rebuild-facts` (about 80 s for 2M
+surveys) and locks only the new table; surveys that processes of the previous release record meanwhile are not in
+it, so run `impact-connect feed rebuild-facts` once the new release serves (README, Production deployment).
 
 Revision ID: 0003
 Revises: 0002
