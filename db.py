@@ -6,12 +6,15 @@ and never commit: the edge (a view, a job, a CLI command) opens the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -20,6 +23,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -54,6 +60,26 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def insert_once(session: Session, row: T, find_existing: Callable[[], T | None]) -> T:
+    """Add `row`; when a concurrent transaction stored a row with the same unique key first, return that row
+    (`find_existing`) instead. On PostgreSQL the insert runs in a savepoint, so the caller's transaction survives
+    the conflict. Not on SQLite: pysqlite opens its transaction lazily, so the savepoint could be the transaction's
+    first statement and its RELEASE would commit; and SQLite lets one writer in at a time, so there is no race."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.add(row)
+        session.flush()
+        return row
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = find_existing()
+        if existing is None:
+            raise
+        return existing
+    return row
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]

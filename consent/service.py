@@ -18,11 +18,11 @@ from functools import cache
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
 from consent.models import ConsentEvent
+from db import insert_once
 from locales import normalise_locale
 
 SHARE_WITH_LENDERS = "share_with_lenders"
@@ -93,18 +93,9 @@ def record(
         officer_id=officer_id,
         recorded_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        # The same provider message arrived twice at once; the other request recorded it.
-        if provider_message_id is None:
-            raise
-        duplicate = _by_message_id(session, provider_message_id)
-        if duplicate is None:
-            raise
-        return duplicate
-    return event
+    # The same provider message arriving twice at once: the second request gets the event the first one recorded.
+    recorded = (lambda: _by_message_id(session, provider_message_id)) if provider_message_id else (lambda: None)
+    return insert_once(session, event, recorded)
 
 
 def _check_event(session: Session, client_id: int, *, purpose: str, channel: str, officer_id: int | None) -> None:

@@ -18,10 +18,10 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
+from db import insert_once
 from feeds.facts import refresh_facts
 from scoring.errors import BandsError, InvalidAnswers, ScorecardError, ScoringError
 from scoring.loader import load_scorecard
@@ -225,7 +225,9 @@ def create_survey(
         updated_at=now,
     )
     _apply_result(survey, answers, result, config)
-    saved = _insert_once(session, survey)
+    # A retried submission (same key) racing the first one gets the survey the first one stored.
+    stored = (lambda: _by_submission_key(session, submission_key)) if submission_key else (lambda: None)
+    saved = insert_once(session, survey, stored)
     _surveys_changed(session, client)
     return saved
 
@@ -378,23 +380,6 @@ def _sync_line_results(survey: SurveyResponse, result: ScoreResult) -> None:
             row.score, row.likelihood = line.score, line.likelihood
     slugs = {line.slug for line in result.lines}
     survey.line_results[:] = [row for row in survey.line_results if row.line_slug in slugs]
-
-
-def _insert_once(session: Session, survey: SurveyResponse) -> SurveyResponse:
-    """Insert; if a concurrent request saved the same submission key first, return that survey instead."""
-    if session.get_bind().dialect.name == "sqlite":  # pysqlite savepoints are unreliable; SQLite serializes writers
-        session.add(survey)
-        session.flush()
-        return survey
-    try:
-        with session.begin_nested():
-            session.add(survey)
-    except IntegrityError:
-        existing = _by_submission_key(session, survey.submission_key) if survey.submission_key else None
-        if existing is None:
-            raise
-        return existing
-    return survey
 
 
 def _by_submission_key(session: Session, key: str) -> SurveyResponse | None:
