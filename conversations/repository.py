@@ -14,12 +14,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import redis
-from sqlalchemy import JSON, DateTime, and_, bindparam, case, cast, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, DateTime, TextClause, bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from conversations.models import ConversationDraft
@@ -200,37 +199,18 @@ class DraftRepository:
     ) -> None:
         """Add one answer to the client's draft in one statement (an upsert: this runs on every survey hop). A draft
         for another scorecard, or one past its expiry, is started afresh with this answer."""
-        table: Any = ConversationDraft.__table__
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        statement = insert.values(
-            client_id=client_id,
-            mode=mode,
-            scorecard_id=scorecard_id,
-            answers={str(question_index): option_position},
-            started_at=now,
-            updated_at=now,
-            officer_id=officer_id,
-            expires_at=now + timedelta(days=ttl_days),
-        )
-        added, stored = statement.excluded, table.c
-        still_valid = and_(
-            stored.scorecard_id == added.scorecard_id, stored.expires_at > bindparam("now", now, DateTime(True))
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[stored.client_id, stored.mode],
-            set_={
-                "answers": case(
-                    (still_valid, _merged_answers(dialect, stored.answers, added.answers)), else_=added.answers
-                ),
-                "started_at": case((still_valid, stored.started_at), else_=added.started_at),
-                "scorecard_id": added.scorecard_id,
-                "officer_id": added.officer_id,
-                "updated_at": added.updated_at,
-                "expires_at": added.expires_at,
+        self.session.execute(
+            _upsert_answer(self.session.get_bind().dialect.name),
+            {
+                "client_id": client_id,
+                "mode": mode,
+                "scorecard_id": scorecard_id,
+                "answers": {str(question_index): option_position},
+                "now": now,
+                "officer_id": officer_id,
+                "expires_at": now + timedelta(days=ttl_days),
             },
         )
-        self.session.execute(statement)
         self._found.pop((client_id, mode), None)
 
     def discard(self, client_id: int, mode: str) -> None:
@@ -240,11 +220,36 @@ class DraftRepository:
         self._found[(client_id, mode)] = None
 
 
-def _merged_answers(dialect: str, stored: Any, added: Any) -> Any:
-    """The stored answers with the added ones on top (JSON objects; the column is JSON, not JSONB, on PostgreSQL)."""
-    if dialect == "postgresql":
-        return cast(cast(stored, JSONB).op("||")(cast(added, JSONB)), JSON)
-    return func.json_patch(stored, added)
+# Written as SQL text, not with the dialects' `insert().on_conflict_do_update()`: SQLAlchemy does not cache the
+# compiled form of those, and compiling this statement on every survey hop cost more than running it.
+_UPSERT_ANSWER = """
+INSERT INTO conversation_drafts AS stored
+    (client_id, mode, scorecard_id, answers, started_at, updated_at, officer_id, expires_at)
+VALUES (:client_id, :mode, :scorecard_id, :answers, :now, :now, :officer_id, :expires_at)
+ON CONFLICT (client_id, mode) DO UPDATE SET
+    answers = CASE WHEN {still_valid} THEN {merged} ELSE excluded.answers END,
+    started_at = CASE WHEN {still_valid} THEN stored.started_at ELSE excluded.started_at END,
+    scorecard_id = excluded.scorecard_id,
+    officer_id = excluded.officer_id,
+    updated_at = excluded.updated_at,
+    expires_at = excluded.expires_at
+"""
+_STILL_VALID = "stored.scorecard_id = excluded.scorecard_id AND stored.expires_at > excluded.updated_at"
+# The stored answers with the added ones on top (the column is JSON, not JSONB, on PostgreSQL).
+_MERGED_ANSWERS = {
+    "postgresql": "CAST(CAST(stored.answers AS JSONB) || CAST(excluded.answers AS JSONB) AS JSON)",
+    "sqlite": "json_patch(stored.answers, excluded.answers)",
+}
+
+
+@cache
+def _upsert_answer(dialect: str) -> TextClause:
+    sql = _UPSERT_ANSWER.format(still_valid=_STILL_VALID, merged=_MERGED_ANSWERS[dialect])
+    return text(sql).bindparams(
+        bindparam("answers", type_=JSON),
+        bindparam("now", type_=DateTime(timezone=True)),
+        bindparam("expires_at", type_=DateTime(timezone=True)),
+    )
 
 
 def _expired(draft: ConversationDraft, now: datetime) -> bool:
