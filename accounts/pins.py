@@ -6,9 +6,10 @@ Parameters: 19 MiB, 2 passes, 1 lane (the OWASP minimum for argon2id), about 20 
 which keeps a USSD hop fast on a 2-core box while making an offline guess of a 4-digit PIN cost real work.
 
 One argon2 computation runs at a time per process (`_ARGON2_SLOT`). It is pure CPU, so a second one in the same
-process would only share the cores with the first; serialising them bounds the memory a web process holds for them
-to one 19 MiB block. With the Procfile's `MALLOC_ARENA_MAX=1` that block is reused from one verification to the
-next instead of being mapped and zeroed afresh, which made each verification 50% slower (bench/README.md).
+process would only share the cores with the first; serialising them bounds the memory a web process maps for them
+to one 19 MiB block at a time. The Procfile's `MALLOC_MMAP_THRESHOLD_=1048576` returns that block to the system
+after each verification, so a web process stays flat (bench/soak.py); it costs ~10 ms per verification to map and
+zero the block again (30 ms instead of 20 ms), the price of not holding 19-80 MB per process (bench/README.md).
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def server_env(database_url: str, redis_url: str, **settings: object) -> dict[st
         SECRET_KEY=BENCH_SECRET_KEY,
         LOG_LEVEL="WARNING",
         PYTHONPATH=f"{ROOT}{os.pathsep}{BENCH}",
-        MALLOC_ARENA_MAX="1",  # as the Procfile's web process runs
+        MALLOC_MMAP_THRESHOLD_="1048576",  # as the Procfile's web process runs
     )
     env.update({name.upper(): str(value) for name, value in settings.items()})
     return env

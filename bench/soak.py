@@ -3,11 +3,12 @@
 Run: .venv/bin/python bench/soak.py [--minutes 10] [--concurrency 20] [--worker simple|fork]
 
 Traffic, drawn in a fixed rotation: USSD PPI surveys (13 hops, a fresh client each time from a pool), USSD balance
-checks (dial, 2, PIN), SMS through the console webhook (replies go through the outbox to the console channel),
-Telegram webhook updates with the secret header (replies go through the outbox to a fake Bot API on 127.0.0.1),
-and API reads with an admin key. Reported: requests/s and p99 per kind, errors (target none), the outbox drained
-at the end, and the RSS of each web process at the start (after a 20 s warm-up) and the end, sampled every minute
-(target flat, under 150 MB each). Not run in CI.
+checks (dial, 2, PIN), SMS through Africa's Talking's SMS webhook (with no AT credentials configured, the replies go
+through the outbox to the console channel, so nothing leaves the machine; the console webhook does not exist in
+production), Telegram webhook updates with the secret header (replies go through the outbox to a fake Bot API on
+127.0.0.1), and API reads with an admin key. Reported: requests/s and p99 per kind, errors (target none), the
+outbox drained at the end, and the RSS of each web process at the start (after a 20 s warm-up) and the end, sampled
+every minute (target flat, under 150 MB each). Not run in CI.
 """
 
 from __future__ import annotations
@@ -49,8 +50,14 @@ def admin_key(services: Any) -> str:
 
 def sms_job(phone: str, n: int, tag: str) -> common.Job:
     async def job(http: Any, recorder: Recorder) -> None:
-        form = {"from": phone, "text": "Hi" if n % 2 else "1", "id": f"soak-sms-{tag}-{n}"}
-        await timed_post(http, recorder, "sms (console webhook)", "/webhooks/console/sms", data=form)
+        form = {
+            "from": phone,
+            "to": "22384",
+            "text": "Hi" if n % 2 else "1",
+            "id": f"soak-sms-{tag}-{n}",
+            "date": "2026-11-23 09:31:07",
+        }
+        await timed_post(http, recorder, "sms (AT webhook)", "/webhooks/africastalking/sms", data=form)
 
     return job
 
