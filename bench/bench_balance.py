@@ -115,6 +115,7 @@ def profile_hops(count: int) -> None:
     """Each hop of `count` balance sessions in-process (Flask test client, PostgreSQL + Redis), one at a time: the
     mean milliseconds per hop and, for the balance hop, the part spent in the argon2 PIN check."""
     from accounts import pins
+
     app = common.in_process_app(DATABASE, REDIS_DB, balance_cache_seconds=600)
     phones = seed_activated_clients(app.extensions["services"], count + 2)
     client = app.test_client()
