@@ -78,7 +78,10 @@ def _send_one_row_twice_at_once(services) -> tuple[int, list[str]]:  # type: ign
 
 def test_one_outbox_row_sent_by_two_jobs_at_once_reaches_the_provider_once(services):
     _message_id, results = _send_one_row_twice_at_once(services)
-    assert results.count("sent") == 1
+    # The job that claims the row sends it; the other finds it claimed, still sending, or (when the threads did not
+    # overlap after all) already sent. Either way the provider gets it once.
+    assert "sent" in results
+    assert set(results) <= {"sent", "claimed elsewhere", "in progress"}
     assert len(services.channels["console"].messages_to(PHONE)) == 1
 
 
