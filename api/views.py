@@ -342,6 +342,7 @@ def unlock_client(external_id: str) -> Response:
 @blueprint.get("/aggregates")
 def aggregates() -> Response:
     caller = _require(EVERYONE)
+    from feeds import stale
     from feeds.aggregates import AggregateError, cells_to_json, compute
 
     level = _text(request.args.get("level", "branch"), "level") or "branch"
@@ -349,6 +350,7 @@ def aggregates() -> Response:
     period_kind = _period_kind(period)
     services = _services()
     with services.transaction() as session:
+        stale.catch_up(session)
         try:
             cells = compute(
                 session,

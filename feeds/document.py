@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from feeds import stale
 from feeds.aggregates import ALL_LEVEL, available_levels, compute_series, period_label, period_ordinal
 from settings import Settings
 from surveys.models import PpiSettings
@@ -43,6 +44,7 @@ def build(
     period_count: int = DEFAULT_PERIOD_COUNT,
 ) -> dict[str, Any]:
     """The feed document as of `now` for the MFI in `settings` (k = settings.suppression_k)."""
+    stale.catch_up(session)
     periods = recent_periods(now, period_kind, period_count)
     levels = [ALL_LEVEL, *available_levels(session)]
     k = settings.suppression_k

@@ -73,3 +73,13 @@ feed_facts = Table(
     PrimaryKeyConstraint("client_id", "period_kind", "ord"),
     postgresql_partition_by="LIST (period_kind)",
 )
+
+# Clients whose facts are out of date: a survey write marks its client here (one cheap upsert) instead of
+# recomputing the facts on the hop that submitted it; every reader of the aggregates catches up first
+# (`feeds/stale.py`).
+feed_facts_stale = Table(
+    "feed_facts_stale",
+    Base.metadata,
+    Column("client_id", Integer, primary_key=True),
+    Column("marked_at", DateTime(timezone=True), nullable=False),
+)

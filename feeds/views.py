@@ -22,7 +22,7 @@ from api.keys import authenticate
 from api.models import ApiKey
 from bootstrap import Services
 from db import utcnow
-from feeds import charts
+from feeds import charts, stale
 from feeds.aggregates import ALL_LEVEL, Cell, available_levels, compute_levels, office_levels
 from feeds.document import recent_periods
 from surveys.models import PpiSettings
@@ -121,6 +121,7 @@ def _page_context(db: Session, services: Services) -> dict[str, Any]:
     periods = recent_periods(utcnow(), period_kind, PERIOD_COUNTS[period_kind])
     wanted = list(dict.fromkeys([ALL_LEVEL, *levels, *([chart_level] if chart_level else [])]))
     k = services.settings.suppression_k
+    stale.catch_up(db)
     cells = compute_levels(db, levels=wanted, period_kind=period_kind, k=k, periods=periods)
     config = db.scalar(select(PpiSettings).order_by(PpiSettings.id.desc()).limit(1))
     line = config.headline_line if config else _any_line(cells)

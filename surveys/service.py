@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
 from db import insert_once
-from feeds.facts import refresh_facts
+from feeds import stale
 from scoring.errors import BandsError, InvalidAnswers, ScorecardError, ScoringError
 from scoring.loader import load_scorecard
 from scoring.scorecard import Band, Bands, Scorecard, ScoreResult, band_for, describe, headline, parse_bands, score
@@ -228,7 +228,7 @@ def create_survey(
     # A retried submission (same key) racing the first one gets the survey the first one stored.
     stored = (lambda: _by_submission_key(session, submission_key)) if submission_key else (lambda: None)
     saved = insert_once(session, survey, stored)
-    _surveys_changed(session, client)
+    _surveys_changed(session, client, now)
     return saved
 
 
@@ -251,7 +251,7 @@ def edit_survey(
     _apply_result(survey, answers, result, get_config(session))
     survey.updated_at = now
     session.flush()
-    _surveys_changed(session, _require_client(session, survey.client_id))
+    _surveys_changed(session, _require_client(session, survey.client_id), now)
     return survey
 
 
@@ -261,7 +261,7 @@ def delete_survey(session: Session, survey_id: int, *, now: datetime) -> None:
     client = _require_client(session, survey.client_id)
     session.delete(survey)
     session.flush()
-    _surveys_changed(session, client)
+    _surveys_changed(session, client, now)
 
 
 def get_survey(session: Session, survey_id: int) -> SurveyResponse | None:
@@ -296,10 +296,11 @@ def client_status(session: Session, client: Client) -> PovertyStatus | None:
     )
 
 
-def _surveys_changed(session: Session, client: Client) -> None:
-    """What follows a client's surveys, in the same transaction: their poverty status and their feed facts."""
+def _surveys_changed(session: Session, client: Client, now: datetime) -> None:
+    """What follows a client's surveys, in the same transaction: their poverty status, and a mark that their feed
+    facts are out of date (the next reader of the aggregates recomputes them: `feeds/stale.py`)."""
     refresh_poverty_status(session, client)
-    refresh_facts(session, [client.id])
+    stale.mark(session, [client.id], now=now)
 
 
 def refresh_poverty_status(session: Session, client: Client) -> None:

@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 from accounts.models import Account, Client, ClientPhone, Fund, Office, Staff
 from bootstrap import Services
 from feeds import cli as feed_cli
+from feeds import stale
 from feeds.aggregates import AggregateError, compute
 from feeds.facts import rebuild_facts
-from feeds.models import FACT_LINES, feed_facts, feed_keys
+from feeds.models import FACT_LINES, feed_facts, feed_facts_stale, feed_keys
 from importer.cli import import_command
 from scoring.loader import list_scorecards, load_scorecard
 from surveys import service
@@ -66,7 +67,11 @@ def facts_as_values(session: Session) -> list[tuple[Any, ...]]:
 
 
 def assert_facts_match_a_rebuild(services: Services) -> None:
+    """What a reader of the aggregates sees (the facts once the marked clients are caught up) is a fresh rebuild."""
+    with services.transaction() as session:
+        stale.catch_up(session)
     with services.session_factory() as session:
+        assert session.execute(select(feed_facts_stale)).all() == []
         kept = facts_as_values(session)
         rebuild_facts(session)
         rebuilt = facts_as_values(session)
@@ -79,6 +84,7 @@ def _wipe(services: Services) -> None:
         for model in (SurveyLineResult, SurveyAnswer, SurveyResponse, Account, ClientPhone, Client, Staff):
             session.execute(delete(model))
         session.execute(feed_facts.delete())
+        session.execute(feed_facts_stale.delete())
         for office in session.scalars(select(Office).order_by(Office.id.desc())):
             session.delete(office)
             session.flush()
@@ -150,6 +156,8 @@ def test_a_back_dated_survey_moves_the_clients_facts(services: Services) -> None
         _survey(session, client, date(2024, 6, 1))
         service.edit_survey(session, later.id, ONE_ANSWERS, now=NOW, date_collected=date(2023, 11, 2))
     with services.transaction() as session:
+        assert session.scalars(select(feed_facts_stale.c.client_id)).all() == [client]  # the writer only marks
+        assert stale.catch_up(session) == 1
         quarters = session.execute(
             select(feed_facts.c.ord, feed_facts.c.surveys).where(
                 feed_facts.c.client_id == client, feed_facts.c.period_kind == "quarter"
@@ -186,6 +194,38 @@ def test_two_transactions_writing_one_clients_surveys_at_once_both_commit_and_ag
     with services.transaction() as session:
         quarters = session.scalars(select(feed_facts.c.ord).where(feed_facts.c.period_kind == "quarter")).all()
     assert sorted(quarters) == [2024 * 4, 2024 * 4 + 1]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="a race needs TEST_DATABASE_URL")
+def test_a_reader_catching_up_while_a_survey_is_being_written_leaves_that_survey_marked(services: Services) -> None:
+    [client, *_] = _clients(services)
+    marked = threading.Event()
+    caught_up = threading.Event()
+
+    def write() -> None:
+        with services.transaction() as session:
+            _survey(session, client, date(2024, 5, 1))
+            marked.set()
+            caught_up.wait(timeout=10)  # the reader runs while this survey and its mark are uncommitted
+
+    def read() -> int:
+        assert marked.wait(timeout=10)
+        with services.transaction() as session:
+            refreshed = stale.catch_up(session)  # skips the locked mark instead of waiting for the writer
+        caught_up.set()
+        return refreshed
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        writer, reader = pool.submit(write), pool.submit(read)
+        writer.result(timeout=30)
+        assert reader.result(timeout=30) == 0
+    with services.transaction() as session:
+        assert session.scalars(select(feed_facts_stale.c.client_id)).all() == [client]
+    assert_facts_match_a_rebuild(services)
+    with services.transaction() as session:
+        quarters = session.scalars(select(feed_facts.c.ord).where(feed_facts.c.period_kind == "quarter")).all()
+    assert quarters == [2024 * 4 + 1]
 
 
 # --- CSV import ------------------------------------------------------------------------------------------------
@@ -298,6 +338,7 @@ def test_office_moves_need_no_refresh_because_the_build_walks_the_tree(services:
         region = make_office(session, external_id="NEW-REGION", level="region", parent=branch.parent)
         branch.parent_id = region.id  # the path stays stale: the roll-up follows parent_id
     with services.transaction() as session:
+        stale.catch_up(session)
         cells = [compute(session, level=level, period_kind="quarter", k=1) for level in ("region", "country", "all")]
     assert [(cell.group_id, cell.clients) for [cell] in cells] == [("NEW-REGION", 1), (country, 1), ("all", 1)]
     assert_facts_match_a_rebuild(services)
