@@ -6,14 +6,15 @@ and never commit: the edge (a view, a job, a CLI command) opens the transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -26,6 +27,7 @@ NAMING_CONVENTION = {
 
 
 T = TypeVar("T")
+PING_AFTER_IDLE_SECONDS = 2.0
 
 
 class Base(DeclarativeBase):
@@ -43,9 +45,35 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("connect_args", {"connect_timeout": 3})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Test a pooled connection before use only when it sat idle for a while.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: one more round trip on every USSD hop, most of whose
+    connections were in use a few milliseconds earlier. A connection idle for longer than `PING_AFTER_IDLE_SECONDS`
+    (when a restarted or failed-over server is likely to have dropped it) is pinged with the dialect's own ping; a
+    dead one raises `DisconnectionError`, on which the pool replaces it with a fresh connection (SQLAlchemy's
+    documented custom pessimistic handling). A connection that breaks while busy is the optimistic case SQLAlchemy
+    handles by itself: the statement fails (the hop ends politely) and the pool discards every older connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("a pooled connection was dropped while idle") from exc
 
 
 def _ensure_sqlite_folder(url: str) -> None:

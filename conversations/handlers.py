@@ -24,7 +24,7 @@ from accounts.limiter import build_limiter
 from accounts.models import ChatLink, Client, Office, Staff
 from bootstrap import Services
 from conversations import effects as fx
-from conversations.dialogue import ClientRef, Context, EffectResult, State
+from conversations.dialogue import Context, EffectResult, State
 from conversations.scripts import SurveyScript, survey_script
 from conversations.survey import SURVEY_NODES
 from feeds.schedule import survey_changed
@@ -156,7 +156,9 @@ def _office_language(session: Session, person: Client | Staff | None, default: s
 
 
 def build_context(runner: _EffectRunner, state: State | None) -> Context:
-    session, caller, services = runner.session, runner.caller, runner.services
+    """What the engine needs for this round. A running survey carries its answers in the state and shows no account
+    menu, so its hops read neither the draft nor the client's PIN status: a survey hop reads no row."""
+    caller, services = runner.caller, runner.services
     config = runner.ppi_config()
     client_id = active_client_id(caller, state)
     language = runner.language(state)
@@ -164,19 +166,19 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
     if config is not None and config.status == "active":
         script = _survey_script(config.scorecard_id, language)
     mode = "officer" if caller.role == "officer" else "self"
-    draft = None
-    if client_id is not None and (state is None or state.node not in SURVEY_NODES):
-        draft = runner.drafts.find(client_id, mode, runner.now)  # a running survey carries its answers in the state
+    in_survey = state is not None and state.node in SURVEY_NODES
+    draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None and not in_survey else None
+    pin_status = "active" if in_survey else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
     return Context(
         channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),
         role=caller.role,
-        clients=tuple(ClientRef(c.id, _first_name(c.name)) for c in runner.caller_clients if c is not None),
+        clients=runner.client_refs(),
         authenticated_client_id=None,
         survey=script,
         draft=_draft_view(draft, language, services) if draft is not None else None,
         show_band_to_client=bool(config and config.show_band_to_client),
         languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
-        pin_status=_pin_status(session.get(Client, client_id) if client_id else None, runner.now),
+        pin_status=pin_status,
     )
 
 
@@ -208,7 +210,7 @@ def _pin_status(client: Client | None, now: datetime) -> str:
     return "active"
 
 
-def _first_name(name: str) -> str:
+def first_name(name: str) -> str:
     return name.split()[0] if name.split() else name
 
 
@@ -387,6 +389,7 @@ def _set_language(runner: _EffectRunner, effect: Any) -> EffectResult:
     client = runner.session.get(Client, effect.client_id)
     if client is not None and effect.code in SUPPORTED:
         client.language = effect.code
+        runner.forget_languages()
     return EffectResult("language_set")
 
 

@@ -39,6 +39,7 @@ class LiveSession:
     last_response: list[dict[str, Any]] | None = None  # the replies of the last hop, for a repeated hop
     caller: dict[str, Any] | None = None  # who is on the line, resolved on the session's first hop
     ppi: dict[str, Any] | None = None  # the PPI settings read on the session's first hop (USSD)
+    people: dict[str, Any] | None = None  # the caller's clients' first names and languages, read on first use (USSD)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -49,6 +50,7 @@ class LiveSession:
                 "last_response": self.last_response,
                 "caller": self.caller,
                 "ppi": self.ppi,
+                "people": self.people,
             }
         )
 
@@ -65,6 +67,7 @@ class LiveSession:
                 last_response=data.get("last_response"),
                 caller=data.get("caller") if isinstance(data.get("caller"), dict) else None,
                 ppi=data.get("ppi") if isinstance(data.get("ppi"), dict) else None,
+                people=data.get("people") if isinstance(data.get("people"), dict) else None,
             )
         except (ValueError, TypeError, AttributeError):
             return None

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from accounts.models import Client
 from bootstrap import Services
 from conversations import commands, handlers
-from conversations.dialogue import Context, EffectResult, Start, State, UserInput
+from conversations.dialogue import ClientRef, Context, EffectResult, Start, State, UserInput
 from conversations.engine import advance
 from conversations.repository import DraftRepository, HeldSession, LiveSession, LiveSessionStore, input_digest
 from db import utcnow
@@ -145,6 +145,7 @@ def _converse(
     runner = _EffectRunner(services, session, inbound, caller, now)
     if inbound.channel == "at-ussd":
         runner.ppi_from_json(live.ppi)
+        runner.people_from_json(live.people)
     finished = False
     for event in events:
         # Only the last event's screen is shown: a hop answers with one screen, and one SMS reply per message.
@@ -154,6 +155,7 @@ def _converse(
     live.state = state.to_json() if state is not None and not finished else {}
     if inbound.channel == "at-ussd":
         live.ppi = runner.ppi_to_json()
+        live.people = runner.people_to_json()
     if finished and inbound.channel != "at-ussd":
         return replies, None
     return replies, live
@@ -209,9 +211,10 @@ class _EffectRunner:
         self.drafts = DraftRepository(session)
         self._ppi_config: tuple[surveys.PpiConfig | None] | None = None
         self._languages: dict[int | None, str] = {}
-        # The session's identity map holds rows weakly: keeping the caller's rows here for the hop lets every later
+        self._client_refs: tuple[ClientRef, ...] | None = None
+        # The session's identity map holds rows weakly: keeping the rows read here for the hop lets every later
         # `session.get` in this hop find them instead of selecting them again.
-        self.caller_clients = [session.get(Client, cid) for cid in caller.client_ids]
+        self._rows: dict[int, Client | None] = {}
 
     def ppi_config(self) -> surveys.PpiConfig | None:
         """The MFI's PPI settings, read once per hop (the engine may be called several times in one hop)."""
@@ -255,6 +258,44 @@ class _EffectRunner:
         except (KeyError, TypeError, ValueError):
             return  # an older or damaged record: read the settings again
         self._ppi_config = (config,)
+
+    def client_refs(self) -> tuple[ClientRef, ...]:
+        """The clients registered on the calling phone, by first name: read on first use, then kept in a USSD
+        session's live state, so a survey hop reads no client row."""
+        if self._client_refs is None:
+            rows = [self.client_row(cid) for cid in self.caller.client_ids]
+            self._client_refs = tuple(ClientRef(row.id, handlers.first_name(row.name)) for row in rows if row)
+        return self._client_refs
+
+    def client_row(self, client_id: int) -> Client | None:
+        """A client's row, read once per hop."""
+        if client_id not in self._rows:
+            self._rows[client_id] = self.session.get(Client, client_id)
+        return self._rows[client_id]
+
+    def forget_languages(self) -> None:
+        """A client changed their language: work it out again on the next use."""
+        self._languages.clear()
+
+    def people_to_json(self) -> dict[str, Any]:
+        """What this session has learnt of the people on the line, for the USSD live state: the caller's clients'
+        first names and each person's language. Both change only through this session (a language change forgets
+        the languages) or hardly ever (a name), and a USSD session lasts minutes."""
+        refs = None if self._client_refs is None else [[ref.id, ref.display_name] for ref in self._client_refs]
+        return {"clients": refs, "languages": [[key, code] for key, code in self._languages.items()]}
+
+    def people_from_json(self, data: dict[str, Any] | None) -> None:
+        if not data:
+            return
+        try:
+            refs = data.get("clients")
+            if refs is not None:
+                self._client_refs = tuple(ClientRef(int(cid), str(name)) for cid, name in refs)
+            self._languages = {
+                (None if key is None else int(key)): str(code) for key, code in data.get("languages") or ()
+            }
+        except (TypeError, ValueError):  # an older or damaged record: read them again
+            self._client_refs, self._languages = None, {}
 
     def run(self, state: State | None, event: Any) -> tuple[State, list[Reply], bool]:
         replies: list[Reply] = []
