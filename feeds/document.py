@@ -3,11 +3,16 @@
 Its shape is described by `feeds/feed.schema.json`; bump `FEED_VERSION` with any change a portal would notice.
 Each group carries its series over the periods (the trend of each measure); withheld cells appear in the series as
 `{"period": ..., "suppressed": true}` so a reader can tell "too few clients" from "no surveys".
+
+The document is made as its text (`build_body`): the groups come from `feeds.aggregates.feed_groups` as canonical
+JSON already, which at 1M clients is twice as fast as making them as dicts and serializing those. `build` reads that
+text back for whoever wants the document as data (the CLI's `feed show`, tests).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from feeds import stale
-from feeds.aggregates import ALL_LEVEL, available_levels, compute_series, period_label, period_ordinal
+from feeds.aggregates import ALL_LEVEL, available_levels, canonical_json, feed_groups, period_label, period_ordinal
 from settings import Settings
 from surveys.models import PpiSettings
 
@@ -44,13 +49,25 @@ def build(
     period_count: int = DEFAULT_PERIOD_COUNT,
 ) -> dict[str, Any]:
     """The feed document as of `now` for the MFI in `settings` (k = settings.suppression_k)."""
+    body = build_body(session, settings=settings, now=now, period_kind=period_kind, period_count=period_count)
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def build_body(
+    session: Session,
+    *,
+    settings: Settings,
+    now: datetime,
+    period_kind: str = DEFAULT_PERIOD_KIND,
+    period_count: int = DEFAULT_PERIOD_COUNT,
+) -> str:
+    """`to_body(build(...))`, made as text: the exact bytes that get signed and sent."""
     stale.catch_up(session)
     periods = recent_periods(now, period_kind, period_count)
     levels = [ALL_LEVEL, *available_levels(session)]
     k = settings.suppression_k
-    by_level = compute_series(session, levels=levels, period_kind=period_kind, k=k, periods=periods)
-    withheld = sum(point["suppressed"] for groups in by_level.values() for group in groups for point in group["series"])
-    return {
+    groups = feed_groups(session, levels=levels, period_kind=period_kind, k=k, periods=periods)
+    fields = {
         "feed_version": FEED_VERSION,
         "mfi_id": settings.mfi_id,
         "mfi_name": settings.mfi_name,
@@ -58,14 +75,35 @@ def build(
         "period_kind": period_kind,
         "periods": periods,
         "headline_line": _headline_line(session),
-        "levels": [{"level": level, "groups": by_level[level]} for level in levels],
-        "suppression": {"k": k, "cells_withheld": withheld},
+        "levels": None,  # written below, from the groups' texts
+        "suppression": {"k": k, "cells_withheld": groups.withheld},
     }
+    parts: list[str] = []  # joined once: the groups are 58 MB at 1M clients, and each copy of them costs
+    for key in sorted(fields):
+        parts.append(("{" if not parts else ",") + canonical_json(key) + ":")
+        if key == "levels":
+            parts.append("[")
+            for index, level in enumerate(levels):
+                parts.append(("," if index else "") + '{"groups":[')
+                parts.extend(_with_commas(groups.by_level[level]))
+                parts.append('],"level":' + canonical_json(level) + "}")
+            parts.append("]")
+        else:
+            parts.append(canonical_json(fields[key]))
+    parts.append("}")
+    return "".join(parts)
+
+
+def _with_commas(texts: list[str]) -> Iterator[str]:
+    for index, text in enumerate(texts):
+        if index:
+            yield ","
+        yield text
 
 
 def to_body(document: dict[str, Any]) -> str:
-    """Canonical JSON text (sorted keys, no spaces): the exact bytes that get signed and sent."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical JSON text (sorted keys, no spaces): what `build_body` makes of the document."""
+    return canonical_json(document)
 
 
 def schema() -> dict[str, Any]:

@@ -69,8 +69,8 @@ def deliver_with(
 def push_with(services: Services, *, now: datetime) -> tuple[int, Outcome]:
     """Build the feed, store it as a delivery (one transaction), then deliver it."""
     with services.transaction() as session:
-        feed = document.build(session, settings=services.settings, now=now)
-        delivery_id = delivery.create(session, document.to_body(feed), now=now).id
+        body = document.build_body(session, settings=services.settings, now=now)
+        delivery_id = delivery.create(session, body, now=now).id
     return delivery_id, deliver_with(services, delivery_id, now=now)
 
 

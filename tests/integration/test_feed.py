@@ -126,6 +126,8 @@ def test_the_feed_document_validates_against_its_json_schema(services: Services)
     _seed(services)
     with services.transaction() as session:
         feed = document.build(session, settings=services.settings, now=T0)
+        body = document.build_body(session, settings=services.settings, now=T0)
+    assert document.to_body(feed) == body  # the text is made in canonical form: sorted keys, no spaces
     jsonschema.validate(feed, document.schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     assert feed["periods"][0] == "2024-Q3" and feed["periods"][-1] == "2026-Q2"
     branches = next(level for level in feed["levels"] if level["level"] == "branch")["groups"]
