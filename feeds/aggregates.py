@@ -50,7 +50,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import BIT, array
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
@@ -652,7 +652,7 @@ def _points_in_sql(statement: Any, layout: _Layout, period_kind: str, k: int) ->
     pairs = [(_json_string(before), _json_string(after)) for before, after in layout.pair_labels]
     bands = [_json_string(band) for band in layout.band_labels]
     rates = [_json_string(slug) for slug in layout.slugs]
-    shown = _concatenated(
+    shown = func.concat(
         _sql('{"band_counts":{'),
         _joined(
             _keyed_sql(band, cast(n, Text), n > 0) for band, n in zip(bands, counts[layout.band_columns], strict=True)
@@ -742,13 +742,7 @@ def _move_sql(pair: tuple[str, str], clients: Any) -> Any:
 def _joined(parts: Iterable[Any]) -> Any:
     """The texts that are not NULL, with commas between them."""
     listed = list(parts)
-    return func.array_to_string(array(listed), _sql(",")) if listed else _sql("")
-
-
-def _concatenated(*parts: Any) -> Any:
-    """The texts one after the other. Not concat(), which looks up each argument's output function on every row
-    (0.3 s for the feed at 1M clients), nor `||`, which copies the text so far at each step."""
-    return func.array_to_string(array(parts), _sql(""))
+    return func.concat_ws(_sql(","), *listed) if listed else _sql("")
 
 
 def _period_label_sql(ordinal: Any, period_kind: str) -> Any:
