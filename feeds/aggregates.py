@@ -38,7 +38,6 @@ from sqlalchemy import (
     BigInteger,
     Float,
     Integer,
-    Numeric,
     Text,
     and_,
     case,
@@ -50,7 +49,6 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
@@ -169,17 +167,18 @@ def _points(
 ) -> Iterable[tuple[str, str, str, int, bool, str]]:
     """(level, group id, name, period ordinal, withheld, the cell's JSON text) per cell, in no order.
 
-    On PostgreSQL the database writes the JSON (`_points_in_sql`; at 1M clients, 65,000 cells took 0.7 s as dicts
-    in Python and another 0.8 s through json.dumps), and the rows are streamed from psycopg's cursor in chunks, so
-    Python takes them in while the database still works out the later levels (2 cores). Elsewhere each cell's JSON
-    is `_to_point` through `canonical_json`: the same bytes (tests/integration/test_aggregates.py)."""
+    On PostgreSQL the database writes most of each cell's JSON (`_points_in_sql`: at 1M clients, 65,000 cells took
+    0.7 s as dicts in Python and another 0.8 s through json.dumps) and the rows are streamed from psycopg's cursor
+    in chunks, so Python adds the numbers that are not integers (`_finished_points`) while the database still works
+    out the later levels (2 cores). Elsewhere each cell's JSON is `_to_point` through `canonical_json`: the same
+    bytes (tests/integration/test_aggregates.py)."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return _points_in_python(connection.execute(statement), layout, period_kind, k)
-    query = _points_in_sql(statement, layout, period_kind, k)
+    query = _points_in_sql(statement, layout, k)
     compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    return cursor.stream(str(compiled), compiled.params, size=2000)  # type: ignore[no-any-return]
+    cursor = connection.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
+    return _finished_points(cursor.stream(str(compiled), compiled.params, size=2000), layout, period_kind, k)
 
 
 _CELL = itemgetter(0, 1, 3)  # level, group id, period ordinal
@@ -225,7 +224,6 @@ def _tune_postgresql(session: Session) -> None:
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '256MB'"))
         session.execute(text("SET LOCAL enable_sort = off"))
-        session.execute(text("SET LOCAL extra_float_digits = 1"))  # floats as their shortest decimal, for the feed
 
 
 def office_levels(session: Session) -> list[str]:
@@ -611,125 +609,59 @@ def _rates(measures: Sequence[Any], layout: _Layout) -> dict[str, float]:
 # --- the feed's JSON in SQL (PostgreSQL) ------------------------------------------------------------------------
 
 
-def _points_in_sql(statement: Any, layout: _Layout, period_kind: str, k: int) -> Select[Any]:
-    """`_points_in_python` as a query around `statement`: the database writes each cell's JSON text, keys in
-    order, labels as JSON strings, and each number as Python's `repr(round(value, digits))` (`_python_round`).
-    Three layers, each read by the next as columns (OFFSET 0 keeps PostgreSQL from folding a layer into the next,
-    which would work each number out as many times as the next layer names it)."""
+def _points_in_sql(statement: Any, layout: _Layout, k: int) -> Select[Any]:
+    """(level, group id, name, period ordinal, clients, surveys, score sum, score count, the cell's JSON up to its
+    mean score, then per line (slug order) its likelihood sum and the clients it is over), around `statement`: the
+    database writes the integers of a cell that is shown, keys in order and labels as JSON strings."""
     cells = statement.subquery("cells")
     level, group_id, name, ordinal, *measures = cells.c
-    ratios = [(_ratio(measures[2], measures[3]), 2)]  # the mean score
-    for total, set_columns in zip(measures[layout.counts :], layout.slug_clients, strict=True):
-        ratios.append((_ratio(total, reduce(operator.add, (measures[column] for column in set_columns))), 4))
-    scaled = (
-        select(
-            level,
-            group_id,
-            name,
-            ordinal,
-            *measures[: layout.counts],
-            *(ratio.label(f"f{index}") for index, (ratio, _digits) in enumerate(ratios)),
-            *(_scaled(ratio, digits).label(f"s{index}") for index, (ratio, digits) in enumerate(ratios)),
-        )
-        .offset(0)
-        .subquery("scaled")
-    )
-    rounded = (
-        select(
-            *scaled.c[: 4 + layout.counts],
-            *(
-                _python_round(scaled.c[f"f{index}"], scaled.c[f"s{index}"], digits).label(f"r{index}")
-                for index, (_ratio_, digits) in enumerate(ratios)
-            ),
-        )
-        .offset(0)
-        .subquery("rounded")
-    )
-    level, group_id, name, ordinal, *columns = rounded.c
-    counts: list[Any] = columns[: layout.counts]
-    numbers: list[Any] = columns[layout.counts :]
-    period = _sql('"') + _period_label_sql(ordinal, period_kind) + _sql('"')
+    counts: list[Any] = measures[: layout.counts]
     pairs = [(_json_string(before), _json_string(after)) for before, after in layout.pair_labels]
     bands = [_json_string(band) for band in layout.band_labels]
-    rates = [_json_string(slug) for slug in layout.slugs]
-    shown = func.concat(
+    head = func.concat(
         _sql('{"band_counts":{'),
-        _joined(
-            _keyed_sql(band, cast(n, Text), n > 0) for band, n in zip(bands, counts[layout.band_columns], strict=True)
-        ),
+        _joined(_keyed_sql(band, n) for band, n in zip(bands, counts[layout.band_columns], strict=True)),
         _sql('},"band_transitions":{"from_previous_period":['),
         _joined(_move_sql(pair, n) for pair, n in zip(pairs, counts[layout.previous_columns], strict=True)),
         _sql('],"since_first_survey":['),
         _joined(_move_sql(pair, n) for pair, n in zip(pairs, counts[layout.first_columns], strict=True)),
         _sql(']},"clients":'),
-        cast(counts[0], Text),
+        counts[0],
         _sql(',"mean_score":'),
-        func.coalesce(_python_repr(numbers[0]), _sql("null")),
-        _sql(',"period":'),
-        period,
-        _sql(',"poverty_rate":{'),
-        _joined(
-            _keyed_sql(slug, _python_repr(rate), rate.is_not(None))
-            for slug, rate in zip(rates, numbers[1:], strict=True)
-        ),
-        _sql('},"suppressed":false,"surveys":'),
-        cast(counts[1], Text),
-        _sql("}"),
     )
-    withheld: Any = counts[0] < k
-    hidden = _sql('{"period":') + period + _sql(',"suppressed":true}')
-    return select(level, group_id, name, ordinal, withheld, case((withheld, hidden), else_=shown))
+    lines = []
+    for total, set_columns in zip(measures[layout.counts :], layout.slug_clients, strict=True):
+        lines += [total, reduce(operator.add, (measures[column] for column in set_columns))]
+    return select(level, group_id, name, ordinal, *counts[:4], case((counts[0] >= k, head)), *lines)
 
 
-def _ratio(numerator: Any, denominator: Any) -> Any:
-    """numerator / denominator as floats, as Python divides them; NULL when the denominator is 0."""
-    return cast(numerator, Float) / cast(func.nullif(denominator, 0), Float)
+def _finished_points(
+    rows: Iterable[Any], layout: _Layout, period_kind: str, k: int
+) -> Iterator[tuple[str, str, str, int, bool, str]]:
+    """`_points_in_sql`'s rows as `_points` gives them: the mean score and poverty rates rounded and written by
+    Python, as `canonical_json` writes them."""
+    slugs = [_json_string(slug) + ":" for slug in layout.slugs]
+    periods: dict[int, str] = {}
+    for level, group_id, name, ordinal, clients, surveys, score_sum, score_n, head, *lines in rows:
+        period = periods.get(ordinal) or periods.setdefault(ordinal, _json_string(period_label(ordinal, period_kind)))
+        if clients < k:
+            yield level, group_id, name, ordinal, True, '{"period":' + period + ',"suppressed":true}'
+            continue
+        mean = repr(round(score_sum / score_n, 2)) if score_n else "null"
+        rates = ",".join(
+            [
+                slug + repr(round(total / n, 4))
+                for slug, total, n in zip(slugs, lines[::2], lines[1::2], strict=True)
+                if n
+            ]
+        )
+        tail = f',"period":{period},"poverty_rate":{{{rates}}},"suppressed":false,"surveys":{surveys}}}'
+        yield level, group_id, name, ordinal, False, head + mean + tail
 
 
-def _scaled(value: Any, digits: int) -> Any:
-    return value * cast(literal(10**digits), Float)
-
-
-def _python_round(value: Any, scaled: Any, digits: int) -> Any:
-    """Python's round(value, digits) for a non-negative float below 10^9, given value * 10^digits (`_scaled`):
-    round(scaled) / 10^digits, which is the float nearest the right decimal whenever round(scaled) is the right
-    integer. It is, unless scaled lies within 10^-6 of a half (its rounding error is below 10^-6 at these sizes):
-    there `_exactly_rounded` decides."""
-    power = cast(literal(10**digits), Float)
-    near_half = func.abs(scaled - func.floor(scaled) - 0.5) < 1e-6
-    return case((near_half, cast(_exactly_rounded(value, digits), Float)), else_=func.round(scaled) / power)
-
-
-def _exactly_rounded(value: Any, digits: int) -> Any:
-    """Python's round(value, digits) of a non-negative float, as an exact decimal.
-
-    Python rounds the float's exact binary value (exact ties to even). Rounding its shortest decimal (the digits of
-    Python's repr, PostgreSQL's float output with extra_float_digits >= 1: `_tune_postgresql`) gives the same
-    answer unless that decimal is itself a tie (digits + 1 decimals, the last one a 5): no other rounding boundary
-    can lie between it and the exact value, or it would be the shortest. For those, the float's bits tell whether
-    its exact value (mantissa * 2^exponent) lies above or below the tie."""
-    shortest = cast(cast(value, Text), Numeric)
-    tie = and_(func.scale(shortest) == digits + 1, func.mod(shortest * 10 ** (digits + 1), 10) == 5)
-    bits = cast(cast(_sql("x") + func.encode(func.float8send(value), _sql("hex")), BIT(64)), BigInteger)
-    mantissa = bits.bitwise_and((1 << 52) - 1).bitwise_or(1 << 52)
-    exponent = bits.bitwise_rshift(literal(52, Integer)).bitwise_and(2047) - 1075
-    above = cast(mantissa, Numeric) - shortest * func.power(cast(literal(2), Numeric), -exponent)
-    down = func.trunc(shortest, digits)
-    up = down + func.power(cast(literal(10), Numeric), -digits)
-    even = func.mod(func.trunc(shortest * 10**digits), 2) == 0
-    resolved = case((above > 0, up), (above < 0, down), (even, down), else_=up)
-    return case((tie, resolved), else_=func.round(shortest, digits))
-
-
-def _python_repr(rounded: Any) -> Any:
-    """A float as Python's repr writes it, for the numbers of the feed (at least 10^-4 or 0, below 10^15, where
-    both write the shortest decimal without an exponent): PostgreSQL's text, with ".0" after a whole number."""
-    return cast(rounded, Text) + case((rounded == func.trunc(rounded), _sql(".0")), else_=_sql(""))
-
-
-def _keyed_sql(key: str, value: Any, shown: Any) -> Any:
-    """`"key":value` when `shown`, else NULL."""
-    return case((shown, _text(f"{key}:") + value))
+def _keyed_sql(key: str, clients: Any) -> Any:
+    """`"key":clients`, NULL when there are none."""
+    return case((clients > 0, _text(f"{key}:") + cast(clients, Text)))
 
 
 def _move_sql(pair: tuple[str, str], clients: Any) -> Any:
@@ -743,17 +675,6 @@ def _joined(parts: Iterable[Any]) -> Any:
     """The texts that are not NULL, with commas between them."""
     listed = list(parts)
     return func.concat_ws(_sql(","), *listed) if listed else _sql("")
-
-
-def _period_label_sql(ordinal: Any, period_kind: str) -> Any:
-    """`period_label` in SQL."""
-    per_year = _PER_YEAR[period_kind]
-    year = func.lpad(cast(ordinal // per_year, Text), 4, _sql("0"))
-    if period_kind == "month":
-        return year + _sql("-") + func.lpad(cast(ordinal % 12 + 1, Text), 2, _sql("0"))
-    if period_kind == "quarter":
-        return year + _sql("-Q") + cast(ordinal % 4 + 1, Text)
-    return year
 
 
 def _sql(constant: str) -> Any:

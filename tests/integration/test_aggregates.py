@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Float, column, delete, select, values
+from sqlalchemy import delete
 
 from accounts.models import Account, Client, ClientPhone, Fund, LoanProduct, Office, Staff
 from bootstrap import Services
-from feeds import aggregates
 from feeds.aggregates import (
     AggregateError,
     Cell,
@@ -320,30 +319,6 @@ def _groups_json(cells: list[Cell]) -> list[str]:
             {key: value for key, value in cell_to_json(cell).items() if key not in ("level", "group")}
         )
     return [canonical_json(group) for _id, group in sorted(by_group.items())]
-
-
-# Floats whose rounding is decided by the binary value: exact ties (51.625 = 413/8, to even), decimal ties that are
-# not exact (2.675 is 2.67499999999999982236431605997495353221893310546875), and means of a few integers.
-ROUNDING_CASES = [0.0, 1.0, 100.0, 52.0, 0.3, 51.625, 51.635, 0.03125, 0.96875, 2.675, 1.005, 51.725, 0.68975]
-ROUNDING_CASES += [0.00005, 0.00015, 0.12345, 0.99995, 99.995, 0.1 + 0.2, 1e-7, 12345.678949999]
-ROUNDING_CASES += [
-    numerator / denominator
-    for denominator in (3, 7, 8, 16, 40, 80, 200, 400, 1600)
-    for numerator in range(0, 3 * denominator, 7)
-]
-
-
-@pytest.mark.parametrize("digits", [2, 4])
-def test_postgresql_rounds_and_writes_floats_as_python_does(services: Services, digits: int) -> None:
-    with services.transaction() as session:
-        if session.get_bind().dialect.name != "postgresql":
-            pytest.skip("the feed's JSON is written by the database on PostgreSQL only")
-        aggregates._tune_postgresql(session)
-        given = values(column("value", Float), name="given").data([(value,) for value in ROUNDING_CASES])
-        scaled = select(given.c.value, aggregates._scaled(given.c.value, digits).label("scaled")).subquery()
-        rounded = select(aggregates._python_round(scaled.c.value, scaled.c.scaled, digits).label("rounded")).subquery()
-        written = session.scalars(select(aggregates._python_repr(rounded.c.rounded))).all()
-    assert written == [repr(round(value, digits)) for value in ROUNDING_CASES]
 
 
 def _seed_small_branch(services: Services, clients: int) -> list[int]:
