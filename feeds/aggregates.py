@@ -16,9 +16,9 @@ build never ranks surveys or joins poverty-line rows. One statement, the same on
 Measures are columns: counts per band and band pair (the bands known to `feed_keys`), clients per poverty-line set
 and one likelihood sum per poverty line (each fact's `line_N` column picked by its line set), so there is one
 result row per cell whichever scorecards its clients took. Python withholds cells under k clients and makes `Cell`s
-for the API and the /impact page. For the feed, each cell's JSON text is written by PostgreSQL itself
-(`_points_in_sql`, numbers as Python would write them) and streamed to Python, which only puts the texts together;
-on other databases Python writes the same bytes (`_points_in_python`).
+for the API and the /impact page. For the feed, PostgreSQL writes most of each cell's JSON text itself
+(`_points_in_sql`) and streams it to Python, which adds the mean score and poverty rates (`_finished_points`) and
+puts the texts together; on other databases Python writes the same bytes (`_points_in_python`).
 """
 
 from __future__ import annotations
