@@ -17,7 +17,7 @@ from datetime import timezone as dt_timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
@@ -224,12 +224,17 @@ def create_survey(
         created_at=now,
         updated_at=now,
     )
-    _apply_result(survey, answers, result, config)
-    # A retried submission (same key) racing the first one gets the survey the first one stored.
-    stored = (lambda: _by_submission_key(session, submission_key)) if submission_key else (lambda: None)
-    saved = insert_once(session, survey, stored)
-    _surveys_changed(session, client, now)
-    return saved
+    _apply_headline(survey, result, config)
+    if submission_key is None:  # nothing unique to collide on: a plain insert (a survey hop's, no savepoint)
+        session.add(survey)
+        session.flush()
+    else:
+        stored = insert_once(session, survey, lambda: _by_submission_key(session, submission_key))
+        if stored is not survey:
+            return stored  # a retry that raced the first submission gets the survey that one stored
+    _insert_details(session, survey.id, answers, result)
+    _survey_added(session, client, survey, now)
+    return survey
 
 
 def edit_survey(
@@ -296,6 +301,14 @@ def client_status(session: Session, client: Client) -> PovertyStatus | None:
     )
 
 
+def _survey_added(session: Session, client: Client, survey: SurveyResponse, now: datetime) -> None:
+    """`_surveys_changed` for a new survey, without reading the client's surveys: the newest id wins a tie, so the
+    new survey is the client's latest unless the one their status points at is dated later."""
+    if client.poverty_date is None or survey.date_collected >= client.poverty_date:
+        _point_status_at(client, survey)
+    stale.mark(session, [client.id], now=now)
+
+
 def _surveys_changed(session: Session, client: Client, now: datetime) -> None:
     """What follows a client's surveys, in the same transaction: their poverty status, and a mark that their feed
     facts are out of date (the next reader of the aggregates recomputes them: `feeds/stale.py`)."""
@@ -311,12 +324,15 @@ def refresh_poverty_status(session: Session, client: Client) -> None:
         .order_by(SurveyResponse.date_collected.desc(), SurveyResponse.id.desc())
         .limit(1)
     )
-    latest = session.scalars(query).first()
+    _point_status_at(client, session.scalars(query).first())
+    session.flush()
+
+
+def _point_status_at(client: Client, latest: SurveyResponse | None) -> None:
     client.poverty_survey_id = latest.id if latest else None
     client.poverty_scorecard_id = latest.scorecard_id if latest else None
     client.poverty_band = latest.band if latest else None
     client.poverty_date = latest.date_collected if latest else None
-    session.flush()
 
 
 # -------------------------------------------------------------------------------------------------- helpers
@@ -353,6 +369,37 @@ def _apply_result(
     """Write answers, per-line results, headline and band onto the survey, updating rows in place."""
     _sync_answers(survey, answers)
     _sync_line_results(survey, result)
+    _apply_headline(survey, result, config)
+
+
+def _insert_details(session: Session, survey_id: int, answers: Sequence[int], result: ScoreResult) -> None:
+    """A new survey's answers and per-line results, one Core executemany each: the ORM's unit of work for ~20 new
+    child objects was most of the CPU of the USSD hop that submits a survey (bench/README.md). The survey's
+    `answers` and `line_results` then load from the database when first read."""
+    connection = session.connection()
+    connection.execute(
+        _INSERT_ANSWER,
+        [
+            {"survey_id": survey_id, "question_number": number, "option_position": position}
+            for number, position in enumerate(answers, start=1)
+        ],
+    )
+    if result.lines:
+        connection.execute(
+            _INSERT_LINE_RESULT,
+            [
+                {"survey_id": survey_id, "line_slug": line.slug, "score": line.score, "likelihood": line.likelihood}
+                for line in result.lines
+            ],
+        )
+
+
+_INSERT_ANSWER = insert(SurveyAnswer.__table__)  # type: ignore[arg-type]  # a Table: mapped tables are
+_INSERT_LINE_RESULT = insert(SurveyLineResult.__table__)  # type: ignore[arg-type]  # typed as FromClause
+
+
+def _apply_headline(survey: SurveyResponse, result: ScoreResult, config: PpiConfig | None) -> None:
+    """The survey's headline score and likelihood (its headline line's) and its band."""
     line = next((r for r in result.lines if r.slug == survey.headline_line), None)
     survey.headline_score = line.score if line else result.total
     survey.headline_likelihood = line.likelihood if line else None
