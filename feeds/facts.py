@@ -1,13 +1,15 @@
-"""The feed's fact table: one row per client, period kind and period, kept up to date by every write path.
+"""The feed's fact table: one row per client, period kind and period, kept up to date for every reader.
 
 Why: which survey counts for a client in a period (the latest; ties -> highest id), how many surveys the client had
 in it, the band of their first survey ever and of their latest one in the period before, and its poverty-line
 likelihoods, take a window sort over every survey and a join with every poverty-line row to work out: 44 s of the
 feed build at 2M surveys (bench/bench_feed.py). The answers change only when a client's surveys, office, officer or
-accounts change, so they are stored in `feed_facts` and recomputed, in the same transaction, by whoever changes them:
+accounts change, so they are stored in `feed_facts` and recomputed when those change:
 
-- `surveys.service` for a survey created, edited (new answers or a new date) or deleted;
-- the CSV importer for the clients whose office or officer it changed and the clients of the accounts it wrote;
+- for a survey created, edited (new answers or a new date) or deleted, `surveys.service` marks the client stale in
+  the same transaction, and whoever reads the aggregates recomputes the marked clients first (`feeds/stale.py`), so
+  the USSD hop that submits a survey does not pay for it;
+- in the same transaction, the CSV importer for the clients whose office or officer it changed and the clients of the accounts it wrote;
 - `impact-connect feed rebuild-facts` (and migration 0003) for everyone, e.g. after surveys were written by hand.
 
 `refresh_facts` and `rebuild_facts` run the same statements (`_replace`); only the client filter differs. Moving an
