@@ -397,9 +397,9 @@ def _statement(
 
 
 def _fine(period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout) -> Select[Any]:
-    """Measures per client profile and period, from the facts (the only pass over one row per
-    client and period), with one client of the profile, whose office, officer and accounts stand for all of them:
-    every roll-up starts from these few rows."""
+    """Measures per client profile and period, from the facts (the only pass over one row per client and period),
+    with one client of the profile, whose office, officer and accounts stand for all of them: every roll-up starts
+    from these few rows."""
     facts = feed_facts
     keys = (facts.c.profile_id, facts.c.ord)
     query = select(*keys, func.min(facts.c.client_id).label("member"), *_named(_measures(facts, layout)))
@@ -437,8 +437,8 @@ def _likelihood(facts: Any, layout: _Layout, slug: str) -> Any:
 
 
 def _part(dimension: str, fine: Any, members: Any, types: Sequence[Any]) -> Select[Any]:
-    """(key, ord, measures) per office, officer, fund or product, summed from the fine rows: a profile
-    counts under its member's office and officer and each fund and product the member holds."""
+    """(key, ord, measures) per office, officer, fund or product, summed from the fine rows: a profile counts under
+    its member's office and officer and each fund and product the member holds."""
     keys = _profile_keys(dimension, members)
     measures = _named([cast(func.sum(fine.c[f"m{index}"]), type_) for index, type_ in enumerate(types)])
     query = select(keys.c.key, fine.c.ord, *measures)
