@@ -178,7 +178,13 @@ def _points(
     query = _points_in_sql(statement, layout, k)
     compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     cursor = connection.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
-    return _finished_points(cursor.stream(str(compiled), compiled.params, size=2000), layout, period_kind, k)
+    return _finished_points(_streamed(cursor, str(compiled), compiled.params), layout, period_kind, k)
+
+
+def _streamed(cursor: Any, sql: str, parameters: dict[str, Any]) -> Iterator[Any]:
+    """The rows of the query, 2,000 at a time as the database sends them; the cursor closed at the end."""
+    with cursor:
+        yield from cursor.stream(sql, parameters, size=2000)
 
 
 _CELL = itemgetter(0, 1, 3)  # level, group id, period ordinal
