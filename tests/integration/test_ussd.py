@@ -237,3 +237,35 @@ def test_a_repeated_final_hop_gets_the_same_end_screen_and_saves_one_survey(clie
     assert phone.repeat_last_hop() == done
     with services.transaction() as session:
         assert len(session.scalars(select(SurveyResponse)).all()) == 1
+
+
+def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, survey_client):
+    """A survey hop's one statement is the durable draft write: who is calling, their name and language and the PPI
+    settings come from the session's live state (read on the first hop)."""
+    from sqlalchemy import event
+
+    phone = Phone(client)
+    _open_survey(phone)
+    phone.send("1")
+    statements: list[str] = []
+
+    def listener(*args: object) -> None:
+        statements.append(" ".join(str(args[2]).split()))
+
+    event.listen(services.engine, "before_cursor_execute", listener)
+    try:
+        assert phone.send("1").startswith("CON 3/10 ")
+    finally:
+        event.remove(services.engine, "before_cursor_execute", listener)
+    assert [statement.split(" (")[0] for statement in statements] == ["INSERT INTO conversation_drafts AS stored"]
+    with services.transaction() as session:
+        assert session.scalars(select(ConversationDraft.answers)).one() == {"0": 1, "1": 1}
+
+
+def test_a_language_chosen_mid_session_is_used_for_the_rest_of_that_session(client, services, survey_client):
+    phone = Phone(client)
+    assert phone.dial().startswith("CON Main menu")
+    phone.send("6")  # Language
+    phone.send("2")  # Kiswahili
+    assert phone.send("00").startswith("CON Menyu kuu")
+    assert phone.send("1").startswith("CON 1/10 Kaya inaishi katika kaunti gani?")
