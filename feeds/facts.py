@@ -9,7 +9,8 @@ accounts change, so they are stored in `feed_facts` and recomputed when those ch
 - for a survey created, edited (new answers or a new date) or deleted, `surveys.service` marks the client stale in
   the same transaction, and whoever reads the aggregates recomputes the marked clients first (`feeds/stale.py`), so
   the USSD hop that submits a survey does not pay for it;
-- in the same transaction, the CSV importer for the clients whose office or officer it changed and the clients of the accounts it wrote;
+- in the same transaction, the CSV importer for the clients whose office or officer it changed and the clients of
+  the accounts it wrote;
 - `impact-connect feed rebuild-facts` (and migration 0003) for everyone, e.g. after surveys were written by hand.
 
 `refresh_facts` and `rebuild_facts` run the same statements (`_replace`); only the client filter differs. Moving an
