@@ -215,7 +215,8 @@ def _decode_update(body: bytes) -> telegram.Update:
     try:
         data: Any = json.loads(body)
         update = telegram.Update.de_json(data, None)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError) as exc:
+        # OverflowError and OSError: a `date` beyond what the platform's time_t holds (PTB's from_timestamp)
         raise BadRequest("body is not a Telegram Update") from exc
     if update is None:
         raise BadRequest("body is not a Telegram Update")

@@ -113,8 +113,14 @@ def test_updates_we_do_not_answer_parse_to_nothing(fixture: str) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[]", b'{"message": {"text": "no update id"}}'],
-    ids=["empty", "not json", "array", "no update_id"],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"message": {"text": "no update id"}}',
+        b'{"update_id": 1, "message": {"message_id": 1, "date": 1e300, "chat": {"id": 5, "type": "private"}}}',
+    ],
+    ids=["empty", "not json", "array", "no update_id", "date beyond time_t"],
 )
 def test_malformed_body_is_bad_request(body: bytes) -> None:
     with pytest.raises(BadRequest):
