@@ -38,6 +38,7 @@ class Services:
     redis: redis.Redis
     queue: Queue
     _channels: dict[str, Any] | None = field(default=None, repr=False)
+    _autocommit_engine: Engine | None = field(default=None, repr=False)
 
     @property
     def jobs_inline(self) -> bool:
@@ -48,6 +49,31 @@ class Services:
         """One unit of work: commit on success, roll back on any error."""
         with self.session_factory.begin() as session:
             yield session
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """Connections of their own that commit each statement as it runs (no BEGIN and COMMIT round trips), for a
+        write that stands alone: a survey hop's draft answer (`conversations.repository.DraftRepository`). A pool
+        apart from `engine`'s, because switching a pooled connection to autocommit and back costs more than the
+        round trips it saves."""
+        if self._autocommit_engine is None:
+            self._autocommit_engine = make_engine(self.settings.database_url, isolation_level="AUTOCOMMIT")
+        return self._autocommit_engine
+
+    def dispose(self) -> None:
+        """Close every pooled database connection (tests, benchmarks and forked workers call it)."""
+        self.engine.dispose()
+        if self._autocommit_engine is not None:
+            self._autocommit_engine.dispose()
+
+    @contextmanager
+    def lazy_transaction(self) -> Iterator[Session]:
+        """`transaction`, begun by the first statement rather than up front: a unit of work that runs no statement
+        costs no round trip, and `Session.in_transaction()` tells whether anything ran yet (see
+        `conversations.repository.DraftRepository.save_answer`)."""
+        with self.session_factory() as session:
+            yield session
+            session.commit()
 
     @property
     def channels(self) -> dict[str, Any]:

@@ -156,7 +156,7 @@ def profile_hops(count: int) -> None:
     for label, seconds in totals.items():
         print(f"  {label}: {seconds / count * 1000:.1f} ms per hop")
     print(f"  of which the argon2 PIN check: {argon2['seconds'] / (count + 2) * 1000:.1f} ms per balance hop")
-    app.extensions["services"].engine.dispose()
+    app.extensions["services"].dispose()
 
 
 def run(args: argparse.Namespace, think_ms: float) -> bool:
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace, think_ms: float) -> bool:
     redis_url = common.fresh_redis(REDIS_DB)
     services = common.bench_services(database_url, redis_url)
     phones = seed_activated_clients(services, args.clients)
-    services.engine.dispose()
+    services.dispose()
     env = common.server_env(database_url, redis_url, balance_cache_seconds=600)
     think = think_ms / 1000
     print(f"\n== balance sessions, 50 concurrent, think time {think_ms:.0f} ms, gunicorn 2 x {args.worker_class} ==")

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace, mode: str, folder: Path) -> bool:
         worker_seconds = time.perf_counter() - started
         counts = common.fake_telegram_counts(fake_url)
     summary = outbox_summary(services)
-    services.engine.dispose()
+    services.dispose()
     return report(args, mode, enqueue_seconds, jobs_queued, worker_seconds, summary, counts, folder)
 
 

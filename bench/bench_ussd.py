@@ -133,7 +133,7 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
             ceiling.url + common.USSD_PATH, connections=args.concurrency, seconds=10, script=write_wrk_script(folder)
         )
     counts = durable_counts(services)
-    services.engine.dispose()
+    services.dispose()
     return {
         "class": worker_class,
         "threads": threads,
@@ -230,7 +230,7 @@ def profile_hops(args: argparse.Namespace) -> None:
     if args.profile_only:
         plain = timed_surveys(services, client, args.profile_sessions, "plain", 40_000)
         print(f"\n== in-process, no profiler: {plain:.2f} ms/hop ({common.machine_note()}) ==")
-    services.engine.dispose()
+    services.dispose()
 
 
 def timed_surveys(services: Any, client: Any, count: int, tag: str, first: int) -> float:

@@ -198,7 +198,7 @@ def soak(args: argparse.Namespace, folder: Path) -> bool:
         telegram_sends = sum(common.fake_telegram_counts(fake_url).values())
     print(f"\nqueue backlog when the load stopped: {backlog:,} jobs; drained for {drain_seconds:.0f} s")
     ok = report(recorder, memory, outbox_status(services), telegram_sends)
-    services.engine.dispose()
+    services.dispose()
     return ok
 
 

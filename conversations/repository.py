@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import JSON, DateTime, TextClause, bindparam, delete, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from conversations.models import ConversationDraft
@@ -173,8 +174,9 @@ class DraftRepository:
     is remembered until this repository writes that draft, because one hop may build the engine's context several
     times (a PIN check then a balance read is three rounds)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, autocommit: Engine | None = None) -> None:
         self.session = session
+        self.autocommit = autocommit
         self._found: dict[tuple[int, str], ConversationDraft | None] = {}
 
     def find(self, client_id: int, mode: str, now: datetime) -> ConversationDraft | None:
@@ -201,19 +203,27 @@ class DraftRepository:
         ttl_days: int,
     ) -> None:
         """Add one answer to the client's draft in one statement (an upsert: this runs on every survey hop). A draft
-        for another scorecard, or one past its expiry, is started afresh with this answer."""
-        self.session.execute(
-            _upsert_answer(self.session.get_bind().dialect.name),
-            {
-                "client_id": client_id,
-                "mode": mode,
-                "scorecard_id": scorecard_id,
-                "answers": {str(question_index): option_position},
-                "now": now,
-                "officer_id": officer_id,
-                "expires_at": now + timedelta(days=ttl_days),
-            },
-        )
+        for another scorecard, or one past its expiry, is started afresh with this answer.
+
+        When nothing else ran in the hop's transaction yet (a survey hop: its state and the caller come from Redis),
+        the upsert runs on its own in autocommit: the answer is durable the moment it is given, as one round trip
+        instead of BEGIN, upsert and COMMIT. Otherwise it joins the transaction (a discarded draft and a new first
+        answer, say, commit together)."""
+        parameters = {
+            "client_id": client_id,
+            "mode": mode,
+            "scorecard_id": scorecard_id,
+            "answers": {str(question_index): option_position},
+            "now": now,
+            "officer_id": officer_id,
+            "expires_at": now + timedelta(days=ttl_days),
+        }
+        statement = _upsert_answer(self.session.get_bind().dialect.name)
+        if self.autocommit is None or self.session.in_transaction():
+            self.session.execute(statement, parameters)
+        else:
+            with self.autocommit.connect() as connection:
+                connection.execute(statement, parameters)
         self._found.pop((client_id, mode), None)
 
     def discard(self, client_id: int, mode: str) -> None:

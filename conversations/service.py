@@ -97,7 +97,7 @@ def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, no
     digest = input_digest(held.session_key, inbound.text)
     if ussd and live is not None and live.last_input_digest == digest and live.last_response is not None:
         return [_reply_from_json(item) for item in live.last_response]  # a gateway retry: same screen, no effects
-    with services.transaction() as session:
+    with services.lazy_transaction() as session:
         if not handlers.first_time(session, inbound):
             return []  # a provider message id seen before is not processed again
         replies, live = _converse(services, session, inbound, live, now)
@@ -208,7 +208,7 @@ class _EffectRunner:
         self.inbound = inbound
         self.caller = caller
         self.now = now
-        self.drafts = DraftRepository(session)
+        self.drafts = DraftRepository(session, autocommit=services.autocommit_engine)
         self._ppi_config: tuple[surveys.PpiConfig | None] | None = None
         self._languages: dict[int | None, str] = {}
         self._client_refs: tuple[ClientRef, ...] | None = None

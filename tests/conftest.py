@@ -44,7 +44,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     services.redis.flushdb()
     yield application
     services.redis.flushdb()
-    services.engine.dispose()
+    services.dispose()
 
 
 @pytest.fixture

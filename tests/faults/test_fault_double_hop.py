@@ -31,7 +31,7 @@ def two_web_processes(private_postgres: PostgresServer, private_redis: RedisServ
         make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
     yield first, second
     for application in (first, second):
-        application.extensions["services"].engine.dispose()
+        application.extensions["services"].dispose()
 
 
 def _hop(application: Flask, text: str) -> str:

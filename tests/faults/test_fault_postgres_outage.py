@@ -27,7 +27,7 @@ def app_on_private_servers(private_postgres: PostgresServer, private_redis: Redi
         configure_ppi(session, bands=BANDS, show_band_to_client=True)
         make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
     yield application
-    services.engine.dispose()
+    services.dispose()
 
 
 def _sms(http, text: str, message_id: str):  # type: ignore[no-untyped-def]

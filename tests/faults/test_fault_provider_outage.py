@@ -93,7 +93,7 @@ def app_with_provider(sqlite_url: str, private_redis: RedisServer, provider: Fla
     config = ChannelConfig(telegram_bot_token="123456:TEST", telegram_base_url=provider.base_url)
     services._channels = build_channels(config)  # the worker below runs in this process, on these services
     yield application
-    services.engine.dispose()
+    services.dispose()
 
 
 def _run_worker(queue: Queue) -> None:

@@ -26,7 +26,7 @@ def app_on_private_redis(sqlite_url: str, private_redis: RedisServer) -> Iterato
         configure_ppi(session, bands=BANDS, show_band_to_client=True)
         make_client(session, external_id="C0002", name="Jane Wanjiru", phones=[PHONE], language="en")
     yield application
-    services.engine.dispose()
+    services.dispose()
 
 
 def test_redis_dies_mid_survey_then_the_client_resumes_from_the_draft(app_on_private_redis, private_redis):

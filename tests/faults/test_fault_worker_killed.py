@@ -83,7 +83,7 @@ def provider() -> Iterator[BlockingTelegram]:
 def app_on_private_servers(private_postgres: PostgresServer, private_redis: RedisServer) -> Iterator[Flask]:
     application = build_app(private_postgres.url, private_redis.url)
     yield application
-    application.extensions["services"].engine.dispose()
+    application.extensions["services"].dispose()
 
 
 def _start_worker(

@@ -177,7 +177,7 @@ def test_over_the_rate_limit_a_key_gets_429_with_retry_after(app, settings: Sett
         assert _get(http, "/aggregates?level=all", other).status_code == 200  # limits are per key
     finally:
         services.redis.flushdb()
-        services.engine.dispose()
+        services.dispose()
 
 
 # --- what a lender sees ------------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def api_app(app: Flask, settings: Settings) -> Iterator[Flask]:
             now=NOW,
         )
     yield fuzzed
-    services.engine.dispose()
+    services.dispose()
 
 
 @pytest.fixture

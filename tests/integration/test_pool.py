@@ -25,7 +25,7 @@ def _backend_pid(services: Services) -> int:
 def test_a_connection_dropped_while_idle_is_replaced_before_use(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services.engine.dispose()
+    services.dispose()
     first = _backend_pid(services)  # the pool now holds this one connection, idle
     outside = create_engine(services.engine.url, poolclass=NullPool)  # a connection of its own, not the pool's
     with outside.connect() as other:
@@ -39,7 +39,7 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(
 def test_a_connection_in_steady_use_is_not_pinged(services: Services) -> None:
     statements: list[str] = []
     event.listen(services.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    services.engine.dispose()
+    services.dispose()
     for _ in range(3):
         with services.transaction() as session:
             session.execute(text("SELECT 42"))

@@ -43,14 +43,14 @@ def add_outbox(services, recipient: str, text: str, key: str) -> None:
 def app_with_token(settings) -> Iterator[Flask]:
     application = create_app(dataclasses.replace(settings, at_webhook_token="s3cret-token"))
     yield application
-    application.extensions["services"].engine.dispose()
+    application.extensions["services"].dispose()
 
 
 @pytest.fixture
 def production_app(settings) -> Iterator[Flask]:
     application = create_app(dataclasses.replace(settings, app_env="production", secret_key="not-the-dev-key"))
     yield application
-    application.extensions["services"].engine.dispose()
+    application.extensions["services"].dispose()
 
 
 @pytest.fixture

@@ -240,8 +240,8 @@ def test_a_repeated_final_hop_gets_the_same_end_screen_and_saves_one_survey(clie
 
 
 def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, survey_client):
-    """A survey hop's one statement is the durable draft write: who is calling, their name and language and the PPI
-    settings come from the session's live state (read on the first hop)."""
+    """A survey hop's one statement is the durable draft write, committed as it runs: who is calling, their name and
+    language and the PPI settings come from the session's live state (read on the first hop)."""
     from sqlalchemy import event
 
     phone = Phone(client)
@@ -252,11 +252,14 @@ def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, sur
     def listener(*args: object) -> None:
         statements.append(" ".join(str(args[2]).split()))
 
-    event.listen(services.engine, "before_cursor_execute", listener)
+    engines = (services.engine, services.autocommit_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", listener)
     try:
         assert phone.send("1").startswith("CON 3/10 ")
     finally:
-        event.remove(services.engine, "before_cursor_execute", listener)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", listener)
     assert [statement.split(" (")[0] for statement in statements] == ["INSERT INTO conversation_drafts AS stored"]
     with services.transaction() as session:
         assert session.scalars(select(ConversationDraft.answers)).one() == {"0": 1, "1": 1}
