@@ -8,7 +8,7 @@ hops); it never holds a PIN or an activation code.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from conversations.effects import Effect
@@ -101,9 +101,10 @@ class State:
     version: int = STATE_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        """A dict of JSON types (tuples become lists)."""
-        data = asdict(self)
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
+        """A dict of JSON types (tuples become lists). Every field is a scalar or a tuple of scalars, so this reads
+        the fields directly: `dataclasses.asdict` deep-copies them, a cost on every hop."""
+        values = ((spec.name, getattr(self, spec.name)) for spec in _STATE_FIELDS)
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in values}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> State:
@@ -122,6 +123,7 @@ class State:
             return cls()
 
 
+_STATE_FIELDS = fields(State)
 _OPTIONAL_INT = {"client_id"}
 _OPTIONAL_STR = {"notice", "client_label", "scorecard_id", "pin_purpose", "after_pin", "info_title", "consent_version"}
 _OPTIONAL_BOOL = {"consent_current", "consent_granted"}
