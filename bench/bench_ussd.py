@@ -19,6 +19,7 @@ import asyncio
 import cProfile
 import io
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -179,13 +180,14 @@ def report_class(result: dict[str, Any]) -> bool:
 class Counters:
     """SQL statements and Redis round trips, counted while a profile runs."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, *engines: Any) -> None:
         from redis.connection import Connection
         from sqlalchemy import event
 
         self.sql = 0
         self.redis = 0
-        event.listen(engine, "before_cursor_execute", self._on_sql)
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", self._on_sql)
         original = Connection.send_packed_command
 
         def counted(connection: Any, command: Any, check_health: bool = True) -> None:
@@ -206,7 +208,7 @@ def profile_hops(args: argparse.Namespace) -> None:
     client = app.test_client()
     for n, phone in enumerate(phones[:2]):  # warm up: imports, scorecard load, pools
         run_sync_survey(client, phone, f"warm_{n}")
-    counters = Counters(services.engine)
+    counters = Counters(services.engine, services.autocommit_engine)
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
@@ -230,6 +232,8 @@ def profile_hops(args: argparse.Namespace) -> None:
     if args.profile_only:
         plain = timed_surveys(services, client, args.profile_sessions, "plain", 40_000)
         print(f"\n== in-process, no profiler: {plain:.2f} ms/hop ({common.machine_note()}) ==")
+        kinds = cpu_per_hop_kind(services, client, args.profile_sessions, 50_000)
+        print("  CPU per hop (median, ms): " + ", ".join(f"{kind} {ms:.2f}" for kind, ms in kinds.items()))
     services.dispose()
 
 
@@ -242,6 +246,28 @@ def timed_surveys(services: Any, client: Any, count: int, tag: str, first: int) 
     return (time.perf_counter() - started) / (count * HOPS_PER_SURVEY) * 1000
 
 
+def cpu_per_hop_kind(services: Any, client: Any, count: int, first: int) -> dict[str, float]:
+    """This process's CPU time per hop (median over `count` surveys of fresh clients), by kind of hop: CPU time,
+    unlike wall time, does not count the waits for PostgreSQL and Redis, nor other processes on the machine."""
+    kinds = ["dial", "open survey"] + ["answer"] * QUESTIONS + ["submit"]
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for n, phone in enumerate(seed_survey_clients(services, count, first=first)):
+        for kind, form in zip(kinds, survey_forms(phone, f"cpu_{n}"), strict=True):
+            started = time.process_time()
+            client.post(common.USSD_PATH, data=form)
+            seconds[kind].append(time.process_time() - started)
+    return {kind: statistics.median(values) * 1000 for kind, values in seconds.items()}
+
+
+def survey_forms(number: str, session_id: str) -> list[dict[str, str]]:
+    """The 13 webhook forms of one survey that answers 1 everywhere (Africa's Talking's cumulative `text`)."""
+    texts = [""] + ["*".join(["1"] * hop) for hop in range(1, HOPS_PER_SURVEY)]
+    return [
+        {"sessionId": session_id, "serviceCode": "*384*123#", "phoneNumber": number, "networkCode": "63902", "text": t}
+        for t in texts
+    ]
+
+
 def _trim(text: str) -> str:
     lines = text.splitlines()
     start = next((n for n, line in enumerate(lines) if line.strip().startswith("ncalls")), 0)
@@ -249,17 +275,7 @@ def _trim(text: str) -> str:
 
 
 def run_sync_survey(client: Any, number: str, session_id: str) -> None:
-    history: list[str] = []
-    for text in [None] + ["1"] * (HOPS_PER_SURVEY - 1):
-        if text is not None:
-            history.append(text)
-        form = {
-            "sessionId": session_id,
-            "serviceCode": "*384*123#",
-            "phoneNumber": number,
-            "networkCode": "63902",
-            "text": "*".join(history),
-        }
+    for form in survey_forms(number, session_id):
         body = client.post(common.USSD_PATH, data=form).get_data(as_text=True)
         if not body.startswith(("CON ", "END ")):
             raise RuntimeError(f"unexpected screen while profiling: {body[:80]!r}")
