@@ -266,12 +266,18 @@ def _assert_same(expected: dict, actual: dict) -> None:
         assert actual["rates"][line] == pytest.approx(rate, abs=0.00006)
 
 
+# A random MFI: its clients and their surveys, k and the period kind (both property tests below draw them).
+WORLDS = {
+    "clients": st.lists(client_strategy, max_size=8),
+    "surveys": st.lists(survey_strategy, max_size=16),
+    "k": st.integers(0, 3),
+    "kind": st.sampled_from(["month", "quarter", "year"]),
+}
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    clients=st.lists(client_strategy, max_size=8),
-    surveys=st.lists(survey_strategy, max_size=16),
-    k=st.integers(0, 3),
-    kind=st.sampled_from(["month", "quarter", "year"]),
+    **WORLDS,
     scope=st.sampled_from([None, Scope(funds=("F0",)), Scope(offices=("R1",)), Scope(funds=("F1",), offices=("KE",))]),
 )
 def test_sql_aggregates_match_a_brute_force_count(
@@ -290,12 +296,7 @@ def test_sql_aggregates_match_a_brute_force_count(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    clients=st.lists(client_strategy, max_size=8),
-    surveys=st.lists(survey_strategy, max_size=16),
-    k=st.integers(0, 3),
-    kind=st.sampled_from(["month", "quarter", "year"]),
-)
+@given(**WORLDS)
 def test_the_feed_text_is_the_canonical_json_of_the_cells(
     services: Services, clients: list, surveys: list, k: int, kind: str
 ) -> None:
