@@ -1,4 +1,4 @@
-"""RQ jobs for the feed: deliver one delivery, build and push a new feed, the daily run.
+"""RQ jobs for the feed: deliver one delivery, build and push a new feed, the daily run, catch up the facts.
 
 Jobs are edges: they get the process's services from `bootstrap.current()`, open their own transactions and read
 the clock. Each job function also has a `*_with(services, ...)` twin that the CLI and tests call directly.
@@ -16,7 +16,7 @@ import httpx
 import bootstrap
 from bootstrap import Services
 from db import utcnow
-from feeds import delivery, document
+from feeds import delivery, document, stale
 from feeds.delivery import Outcome
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,12 @@ def deliver(delivery_id: int, now: datetime | None = None) -> str:
 def push(now: datetime | None = None) -> int:
     """RQ job: build the feed now, queue it as a new delivery and send it; returns the delivery id."""
     return push_with(bootstrap.current(), now=now or utcnow())[0]
+
+
+def catch_up_facts() -> int:
+    """RQ job, scheduled after survey changes: recompute the facts of the clients marked stale; returns how many."""
+    with bootstrap.current().transaction() as session:
+        return stale.catch_up(session)
 
 
 def daily() -> None:

@@ -1,4 +1,6 @@
-"""When the feed is rebuilt: daily at 02:00 UTC, and ten minutes after a burst of survey submissions.
+"""When the feed is rebuilt: daily at 02:00 UTC, and ten minutes after a burst of survey submissions; and when the
+facts of the clients whose surveys changed are recomputed: half a minute after a change, so that a reader of the
+aggregates (the pull API, /impact) rarely has marked clients left to catch up on (`feeds/stale.py`).
 
 Both need the RQ scheduler (`rq worker --with-scheduler`). The daily job re-schedules itself after it runs; a
 worker calls `ensure_daily` at start-up (`impact-connect feed schedule`) so the chain exists after a deploy or a
@@ -18,6 +20,8 @@ from db import utcnow
 DAILY_AT = time(2, 0, tzinfo=UTC)
 DEBOUNCE = timedelta(minutes=10)
 DEBOUNCE_KEY = "ic:feed:rebuild-pending"
+CATCH_UP_AFTER = timedelta(seconds=30)
+CATCH_UP_KEY = "ic:feed:catch-up-pending"
 
 
 def next_daily_run(now: datetime) -> datetime:
@@ -41,13 +45,16 @@ def ensure_daily(services: Services, *, now: datetime | None = None) -> datetime
 
 def survey_changed(services: Services) -> bool:
     """Debounced rebuild after survey submissions: the first change in a 10-minute window schedules one push job
-    for the end of the window; later changes in the window do nothing. Returns True when a job was scheduled.
-    Inline (no Redis, no scheduler): nothing is scheduled; the daily run or `feed push` picks the change up."""
+    for the end of the window; later changes in the window do nothing. Returns True when a push was scheduled.
+    The facts' catch-up is debounced the same way over half a minute. Inline (no Redis, no scheduler): nothing is
+    scheduled; readers catch the facts up, and the daily run or `feed push` picks the change up."""
     if services.jobs_inline:
-        return False
-    if not services.redis.set(DEBOUNCE_KEY, "1", nx=True, ex=int(DEBOUNCE.total_seconds())):
         return False
     from feeds import jobs
 
+    if services.redis.set(CATCH_UP_KEY, "1", nx=True, ex=int(CATCH_UP_AFTER.total_seconds())):
+        services.queue.enqueue_in(CATCH_UP_AFTER, jobs.catch_up_facts)
+    if not services.redis.set(DEBOUNCE_KEY, "1", nx=True, ex=int(DEBOUNCE.total_seconds())):
+        return False
     services.queue.enqueue_in(DEBOUNCE, jobs.push)
     return True

@@ -239,7 +239,7 @@ def test_daily_run_and_debounced_rebuild_need_a_scheduler(services: Services) ->
     assert schedule.ensure_daily(services, now=T0) == datetime(2026, 5, 11, 2, 0, tzinfo=UTC)
     assert schedule.ensure_daily(services, now=T0 + timedelta(hours=1)) == datetime(2026, 5, 11, 2, 0, tzinfo=UTC)
     assert [schedule.survey_changed(services) for _ in range(3)] == [True, False, False]
-    assert len(ScheduledJobRegistry(queue=services.queue)) == 2  # one daily run, one rebuild
+    assert len(ScheduledJobRegistry(queue=services.queue)) == 3  # one daily run, one rebuild, one facts catch-up
 
 
 def test_next_daily_run_is_the_next_two_oclock_utc() -> None:

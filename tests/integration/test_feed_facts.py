@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from accounts.models import Account, Client, ClientPhone, Fund, Office, Staff
 from bootstrap import Services
 from feeds import cli as feed_cli
+from feeds import jobs as feed_jobs
 from feeds import stale
 from feeds.aggregates import AggregateError, compute
 from feeds.facts import rebuild_facts
@@ -194,6 +195,22 @@ def test_two_transactions_writing_one_clients_surveys_at_once_both_commit_and_ag
     with services.transaction() as session:
         quarters = session.scalars(select(feed_facts.c.ord).where(feed_facts.c.period_kind == "quarter")).all()
     assert sorted(quarters) == [2024 * 4, 2024 * 4 + 1]
+
+
+def test_the_scheduled_catch_up_job_refreshes_the_marked_clients(services: Services) -> None:
+    [client, other, *_] = _clients(services)
+    with services.transaction() as session:
+        _survey(session, client, date(2024, 5, 1))
+        _survey(session, other, date(2024, 5, 2))
+    assert feed_jobs.catch_up_facts() == 2
+    assert feed_jobs.catch_up_facts() == 0
+    with services.transaction() as session:
+        assert session.execute(select(feed_facts_stale)).all() == []
+        assert sorted(session.scalars(select(feed_facts.c.client_id).where(feed_facts.c.period_kind == "year"))) == [
+            client,
+            other,
+        ]
+    assert_facts_match_a_rebuild(services)
 
 
 @pytest.mark.postgres
