@@ -4,7 +4,8 @@ Recomputing a client's facts (`feeds.facts.refresh_facts`) takes several stateme
 accounts: about 12 ms at 1M clients, and it was the largest single cost of the USSD hop that submits a survey
 (bench/README.md). A survey write now only marks the client in `feed_facts_stale`, in its own transaction; whoever
 reads the aggregates (the feed build, the pull API, the /impact page, the debounced and daily feed jobs) first
-calls `catch_up`, which refreshes the marked clients and removes their marks in the reader's transaction. So a
+calls `catch_up`, which refreshes the marked clients and removes their marks in the reader's transaction; a job
+half a minute after a change does the same (`feeds.schedule.survey_changed`), so readers seldom find marks left. A
 reader never sees facts older than the surveys committed before it started, and the write path stays one upsert.
 
 Why this is safe under concurrency (PostgreSQL, READ COMMITTED): the mark is an upsert that updates an existing
