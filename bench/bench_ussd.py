@@ -1,11 +1,12 @@
 """Benchmark: the USSD hop under load, against the bare-Flask ceiling, then a profile of one survey's hops.
 
 Run: .venv/bin/python bench/bench_ussd.py [--sessions 400] [--concurrency 50] [--worker-class sync gthread]
-     [--workers 2] [--profile-sessions 20]
+     [--workers 2] [--profile-sessions 20] [--think 0]
 
 For each gunicorn worker class asked for (2 workers, 127.0.0.1, APP_ENV=production on PostgreSQL + Redis), 50
 concurrent simulated phones each complete a KEN-2024 PPI survey with a distinct client (13 hops: dial, 1 = survey,
-10 answers, submit) with no think time; the same driver then runs the same sessions against a bare Flask app that
+10 answers, submit) with no think time (`--think S`: a random pause of S seconds on average before each hop, as a
+person reads and types); the same driver then runs the same sessions against a bare Flask app that
 returns a fixed CON screen (the ceiling), and wrk measures that ceiling's raw req/s. Afterwards every survey must be
 in PostgreSQL (SurveyResponse = completed sessions, SurveyAnswer = 10 per survey, no draft left). Last, the hops of
 `--profile-sessions` surveys run in-process through Flask's test client on the same PostgreSQL and Redis under
@@ -56,11 +57,11 @@ def seed_survey_clients(services: Any, count: int, *, first: int = 0) -> list[st
     return phones
 
 
-def survey_job(number: str, session_id: str) -> common.Job:
+def survey_job(number: str, session_id: str, think: float = 0.0) -> common.Job:
     """One phone: dial, choose the survey, answer 1 to each of the 10 questions, submit; checks each screen."""
 
     async def job(http: Any, recorder: Recorder) -> None:
-        phone = UssdPhone(http, recorder, number, session_id)
+        phone = UssdPhone(http, recorder, number, session_id, think=think)
         menu = await phone.dial()
         phone.expect(menu, menu.startswith("CON ") and "1" in menu, "dial")
         screen = await phone.send("1", "open survey")
@@ -74,11 +75,11 @@ def survey_job(number: str, session_id: str) -> common.Job:
     return job
 
 
-def ceiling_job(number: str, session_id: str) -> common.Job:
+def ceiling_job(number: str, session_id: str, think: float = 0.0) -> common.Job:
     """The same 13 posts against the ceiling app (which always answers the same CON screen)."""
 
     async def job(http: Any, recorder: Recorder) -> None:
-        phone = UssdPhone(http, recorder, number, session_id)
+        phone = UssdPhone(http, recorder, number, session_id, think=think)
         await phone.dial()
         for _ in range(HOPS_PER_SURVEY - 1):
             await phone.send("1", "answer")
@@ -118,12 +119,12 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     phones = seed_survey_clients(services, args.sessions)
     threads = args.threads if worker_class == "gthread" else 1
     env = common.server_env(database_url, redis_url)
-    sessions = [survey_job(phone, f"ATUid_bench_{n}") for n, phone in enumerate(phones)]
+    sessions = [survey_job(phone, f"ATUid_bench_{n}", args.think) for n, phone in enumerate(phones)]
     with Gunicorn(
         "common:guarded_app()", env, worker_class=worker_class, threads=threads, workers=args.workers
     ) as server:
         app_run = asyncio.run(common.drive(server.url, sessions, concurrency=args.concurrency, seconds=args.seconds))
-    ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}") for n, phone in enumerate(phones)]
+    ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}", args.think) for n, phone in enumerate(phones)]
     with Gunicorn(
         "common:ceiling_app()", env, worker_class=worker_class, threads=threads, workers=args.workers
     ) as ceiling:
@@ -287,6 +288,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=400, help="surveys to run (one client each)")
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="mean seconds a phone pauses before each hop, like a person (0: none)"
+    )
     parser.add_argument("--worker-class", nargs="+", default=["sync", "gthread"], choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the issue's ceiling uses 2)")
