@@ -61,7 +61,7 @@ class Services:
         return self._autocommit_engine
 
     def dispose(self) -> None:
-        """Close every pooled database connection (tests, benchmarks and forked workers call it)."""
+        """Close every pooled database connection of both pools (tests and benchmarks call it between runs)."""
         self.engine.dispose()
         if self._autocommit_engine is not None:
             self._autocommit_engine.dispose()

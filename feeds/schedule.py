@@ -10,7 +10,9 @@ On the embedded inline queue there is no scheduler: both functions do nothing an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from rq.job import Job
 
@@ -52,9 +54,13 @@ def survey_changed(services: Services) -> bool:
         return False
     from feeds import jobs
 
-    if services.redis.set(CATCH_UP_KEY, "1", nx=True, ex=int(CATCH_UP_AFTER.total_seconds())):
-        services.queue.enqueue_in(CATCH_UP_AFTER, jobs.catch_up_facts)
-    if not services.redis.set(DEBOUNCE_KEY, "1", nx=True, ex=int(DEBOUNCE.total_seconds())):
+    _once_per_window(services, CATCH_UP_KEY, CATCH_UP_AFTER, jobs.catch_up_facts)
+    return _once_per_window(services, DEBOUNCE_KEY, DEBOUNCE, jobs.push)
+
+
+def _once_per_window(services: Services, key: str, window: timedelta, job: Callable[[], Any]) -> bool:
+    """Schedule `job` for the end of `window` unless `key` says it already is; True when this call scheduled it."""
+    if not services.redis.set(key, "1", nx=True, ex=int(window.total_seconds())):
         return False
-    services.queue.enqueue_in(DEBOUNCE, jobs.push)
+    services.queue.enqueue_in(window, job)
     return True
