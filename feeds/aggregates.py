@@ -1,14 +1,14 @@
 """Poverty aggregates per office level, loan officer, fund and loan product, per period, computed in SQL.
 
-They are read from `feed_facts` (see `feeds/facts.py`): one row per client and period with the survey that counts,
-its band, the client's band transitions and the poverty-line likelihoods, kept up to date by every write path, so a
-build never ranks surveys or joins poverty-line rows. One statement, the same on PostgreSQL and SQLite:
+They are read from the profile sums (`feeds/sums.py`): per client profile (leaf office, loan officer, funds and
+products held, one integer) and period, the measures of its clients, summed from `feed_facts` (`feeds/facts.py`:
+one row per client and period with the survey that counts, its band, the client's band transitions and the
+poverty-line likelihoods), both kept up to date for every reader, so a build never ranks surveys, joins
+poverty-line rows or passes over one row per client. One statement, the same on PostgreSQL and SQLite:
 
-1. `fine`: the only pass over the facts, one GROUP BY per client profile (leaf office, loan officer, funds and
-   products held, one integer) and period, with one member client per row. Clients with the same profile count
-   under exactly the same groups, so this is the finest grain any level needs, and it is small (thousands of rows
-   per period, not one per client). On PostgreSQL the facts of one period kind are a partition of their own, which
-   parallel workers scan; the rest of the statement reads the small results.
+1. `fine`: the profile sums of the period kind, one row per profile and period with one member client. Clients
+   with the same profile count under exactly the same groups, so this is the finest grain any level needs, and it
+   is small (thousands of rows per period, not one per client).
 2. partials per office, officer, fund and product (a profile's are its member's). The officer, fund and product
    partials are their cells; office totals are summed one depth of the tree at a time, from the deepest offices up
    (`parent_id`), so moving an office needs no change to the facts.
@@ -30,16 +30,12 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache, cached_property, reduce
+from functools import cache, reduce
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
-    Float,
-    Integer,
     Text,
-    and_,
     case,
     cast,
     func,
@@ -53,14 +49,13 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from accounts.models import Account, Client, Fund, LoanProduct, Office, Staff
-from feeds.models import FACT_LINES, PERIOD_KINDS, feed_facts, feed_keys
+from feeds import sums
+from feeds.layout import AggregateError as AggregateError  # raised by this module too; callers catch it from here
+from feeds.layout import Layout
+from feeds.models import PERIOD_KINDS, feed_profile_sums
 
 OTHER_LEVELS: tuple[str, ...] = ("officer", "fund", "product")
 ALL_LEVEL = "all"  # the whole MFI as one group
-
-
-class AggregateError(ValueError):
-    """A request for aggregates that cannot be answered (unknown level, malformed period label)."""
 
 
 @dataclass(frozen=True)
@@ -122,10 +117,16 @@ def compute_levels(
     scope: Scope | None = None,
 ) -> dict[str, list[Cell]]:
     """Like `compute` for several levels at once, from one statement."""
-    by_level: dict[str, list[Cell]] = {level: [] for level in levels}
     with collector_paused():
-        layout, statement = _prepared(session, levels, period_kind, periods, scope)
-        for row in sorted(session.connection().execute(statement), key=_CELL):
+        for _attempt in range(READ_ATTEMPTS):
+            layout, layout_id, statement = _prepared(session, levels, period_kind, periods, scope)
+            rows = sorted(session.connection().execute(statement), key=_CELL)
+            if sums.only_in(session, layout_id):
+                break
+        else:
+            raise _layout_kept_changing()
+        by_level: dict[str, list[Cell]] = {level: [] for level in levels}
+        for row in rows:
             period = period_label(row[3], period_kind)
             by_level[row[0]].append(_to_cell(row[0], row[1], row[2], period, row[4:], k, layout))
     return by_level
@@ -144,15 +145,20 @@ def feed_groups(
 ) -> FeedGroups:
     """The feed's groups as text, each cell's JSON from `_points`."""
     with collector_paused():
-        layout, statement = _prepared(session, levels, period_kind, periods, None)
-        groups: dict[tuple[str, str], tuple[str, list[tuple[int, str]]]] = {}
-        withheld = 0
-        for level, group_id, name, ordinal, hidden, text in _points(session, statement, layout, period_kind, k):
-            group = groups.get((level, group_id))
-            if group is None:
-                group = groups[level, group_id] = (name, [])
-            group[1].append((ordinal, text))
-            withheld += hidden
+        for _attempt in range(READ_ATTEMPTS):
+            layout, layout_id, statement = _prepared(session, levels, period_kind, periods, None)
+            groups: dict[tuple[str, str], tuple[str, list[tuple[int, str]]]] = {}
+            withheld = 0
+            for level, group_id, name, ordinal, hidden, text in _points(session, statement, layout, period_kind, k):
+                group = groups.get((level, group_id))
+                if group is None:
+                    group = groups[level, group_id] = (name, [])
+                group[1].append((ordinal, text))
+                withheld += hidden
+            if sums.only_in(session, layout_id):
+                break
+        else:
+            raise _layout_kept_changing()
         by_level: dict[str, list[str]] = {level: [] for level in levels}
         for level, group_id in sorted(groups):
             name, series = groups[level, group_id]
@@ -163,7 +169,7 @@ def feed_groups(
 
 
 def _points(
-    session: Session, statement: Any, layout: _Layout, period_kind: str, k: int
+    session: Session, statement: Any, layout: Layout, period_kind: str, k: int
 ) -> Iterable[tuple[str, str, str, int, bool, str]]:
     """(level, group id, name, period ordinal, withheld, the cell's JSON text) per cell, in no order.
 
@@ -188,20 +194,26 @@ def _streamed(cursor: Any, sql: str, parameters: dict[str, Any]) -> Iterator[Any
 
 
 _CELL = itemgetter(0, 1, 3)  # level, group id, period ordinal
+READ_ATTEMPTS = 3  # reads of the profile sums, when a new layout's sums were committed during the previous one
+
+
+def _layout_kept_changing() -> AggregateError:
+    return AggregateError("new bands or poverty lines kept arriving while the aggregates were read; try again")
 
 
 def _prepared(
     session: Session, levels: Sequence[str], period_kind: str, periods: list[str] | None, scope: Scope | None
-) -> tuple[_Layout, Any]:
-    """The layout and the statement of (level, group id, group name, period ordinal, measures...): one row per cell
-    with clients."""
+) -> tuple[Layout, int, Any]:
+    """The layout, its id and the statement of (level, group id, group name, period ordinal, measures...): one row
+    per cell with clients. The profile sums are brought up to date first (`feeds/sums.py`)."""
     if period_kind not in PERIOD_KINDS:
         raise AggregateError(f"period must be one of {', '.join(PERIOD_KINDS)}, not {period_kind!r}")
     _check_levels(session, levels)
     ordinals = [period_ordinal(label, period_kind) for label in periods] if periods is not None else None
     _tune_postgresql(session)
-    layout = _layout(session)
-    return layout, _statement(levels, period_kind, ordinals, scope, layout, _deepest_office(session))
+    layout, layout_id = sums.current(session)
+    statement = _statement(levels, period_kind, ordinals, scope, layout, layout_id, _deepest_office(session))
+    return layout, layout_id, statement
 
 
 @contextmanager
@@ -299,95 +311,17 @@ def period_label(ordinal: int, period_kind: str) -> str:
 # --- the statement ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """The measure columns of every fine, partial and result row, in order: clients, surveys, score sum and count,
-    one count per band, one per (from, to) band pair since the first survey and from the previous period, one count
-    of clients per poverty-line set, then one likelihood sum per poverty line (slug order). Bands and line sets are
-    the ones in `feed_keys` (ids, labels, slugs). A line's rate divides its sum by the clients of the sets it is in,
-    so a cell is one row whichever scorecards its clients took."""
-
-    bands: tuple[tuple[int, str], ...]
-    line_sets: dict[int, tuple[str, ...]]
-
-    @cached_property
-    def band_labels(self) -> tuple[str, ...]:
-        return tuple(label for _id, label in self.bands)
-
-    @cached_property
-    def pairs(self) -> list[tuple[tuple[int, str], tuple[int, str]]]:
-        return [(before, after) for before in self.bands for after in self.bands]
-
-    @cached_property
-    def pair_labels(self) -> list[tuple[str, str]]:
-        return [(before, after) for (_a, before), (_b, after) in self.pairs]
-
-    @cached_property
-    def band_columns(self) -> slice:
-        return slice(4, 4 + len(self.bands))
-
-    @cached_property
-    def first_columns(self) -> slice:
-        return slice(4 + len(self.bands), 4 + len(self.bands) + len(self.pairs))
-
-    @cached_property
-    def previous_columns(self) -> slice:
-        return slice(4 + len(self.bands) + len(self.pairs), 4 + len(self.bands) + 2 * len(self.pairs))
-
-    @cached_property
-    def set_ids(self) -> tuple[int, ...]:
-        return tuple(sorted(self.line_sets))
-
-    @cached_property
-    def counts(self) -> int:
-        """The integer measures (all but the likelihood sums)."""
-        return int(self.previous_columns.stop) + len(self.set_ids)
-
-    @cached_property
-    def slugs(self) -> tuple[str, ...]:
-        return tuple(sorted({slug for slugs in self.line_sets.values() for slug in slugs}))
-
-    @cached_property
-    def slug_clients(self) -> list[tuple[int, ...]]:
-        """Per line (slug order), the measure columns counting the clients of the line sets that have it."""
-        first = self.previous_columns.stop
-        return [
-            tuple(first + index for index, set_id in enumerate(self.set_ids) if slug in self.line_sets[set_id])
-            for slug in self.slugs
-        ]
-
-    @cached_property
-    def partial_types(self) -> list[Any]:
-        """The SQL type of each measure in the fine and partial rows. Counts are 4-byte integers (they cannot
-        exceed the number of clients) because PostgreSQL sums those into 8-byte integers, and 8-byte ones into
-        slower numerics; the score sum is 8 bytes, the likelihood sums floats."""
-        return [Integer, Integer, BigInteger, *[Integer] * (self.counts - 3), *[Float] * len(self.slugs)]
-
-
-def _layout(session: Session) -> _Layout:
-    keys = select(feed_keys.c.id, feed_keys.c.kind, feed_keys.c.value).where(feed_keys.c.kind != "profile")
-    bands, line_sets = [], {}
-    for key_id, kind, value in session.execute(keys):
-        if kind == "band":
-            bands.append((key_id, value))
-        else:
-            line_sets[key_id] = tuple(value.split(","))
-    too_long = [slugs for slugs in line_sets.values() if len(slugs) > FACT_LINES]
-    if too_long:
-        raise AggregateError(f"a survey has more than {FACT_LINES} poverty lines ({', '.join(too_long[0])})")
-    return _Layout(tuple(sorted(bands, key=lambda band: band[1])), line_sets)
-
-
 def _statement(
     levels: Sequence[str],
     period_kind: str,
     ordinals: list[int] | None,
     scope: Scope | None,
-    layout: _Layout,
+    layout: Layout,
+    layout_id: int,
     deepest: int,
 ) -> Any:
     """(level, group id, group name, period, measures...): one row per cell."""
-    fine = _fine(period_kind, ordinals, scope, layout).cte("fine")
+    fine = _fine(period_kind, ordinals, scope, layout, layout_id).cte("fine")
     one_member = select(fine.c.profile_id, func.min(fine.c.member).label("member")).group_by(fine.c.profile_id)
     members = one_member.cte("members")
     types = layout.partial_types
@@ -402,44 +336,24 @@ def _statement(
     return union_all(*cells)
 
 
-def _fine(period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: _Layout) -> Select[Any]:
-    """Measures per client profile and period, from the facts (the only pass over one row per client and period),
-    with one client of the profile, whose office, officer and accounts stand for all of them: every roll-up starts
-    from these few rows."""
-    facts = feed_facts
-    keys = (facts.c.profile_id, facts.c.ord)
-    query = select(*keys, func.min(facts.c.client_id).label("member"), *_named(_measures(facts, layout)))
-    query = query.where(facts.c.period_kind == period_kind)
+def _fine(
+    period_kind: str, ordinals: list[int] | None, scope: Scope | None, layout: Layout, layout_id: int
+) -> Select[Any]:
+    """Measures per client profile and period, from the profile sums (`feeds/sums.py`: one row per profile and
+    period, summed from the facts), with one client of the profile, whose office, officer and accounts stand for all
+    of them: every roll-up starts from these few rows."""
+    table = feed_profile_sums
+    generic = [table.c[f"count_{index}"] for index in range(layout.counts - 4)]
+    lines = [table.c[f"line_sum_{index}"] for index in range(len(layout.slugs))]
+    columns = [table.c.clients, table.c.surveys, table.c.score_sum, table.c.score_n, *generic, *lines]
+    query = select(table.c.profile_id, table.c.ord, table.c.member, *_named(columns))
+    query = query.where(table.c.period_kind == period_kind, table.c.layout_id == layout_id)
     if ordinals is not None:
-        query = query.where(facts.c.ord.in_(ordinals))
+        query = query.where(table.c.ord.in_(ordinals))
     scoped = _scoped_clients(scope)
     if scoped is not None:
-        query = query.where(facts.c.client_id.in_(scoped))
-    return query.group_by(*keys)
-
-
-def _measures(facts: Any, layout: _Layout) -> list[Any]:
-    """In `_Layout` order."""
-    score = facts.c.headline_score
-    band = facts.c.band_id
-    counts: list[Any] = [func.count(), func.sum(facts.c.surveys), func.sum(score), func.count(score)]
-    counts += [func.count().filter(band == band_id) for band_id, _label in layout.bands]
-    for before in (facts.c.first_band_id, facts.c.prev_band_id):
-        counts += [func.count().filter(and_(before == a, band == b)) for (a, _), (b, _) in layout.pairs]
-    counts += [func.count().filter(facts.c.line_set_id == set_id) for set_id in layout.set_ids]
-    lines = [func.sum(_likelihood(facts, layout, slug)) for slug in layout.slugs]
-    return [cast(measure, type_) for measure, type_ in zip([*counts, *lines], layout.partial_types, strict=True)]
-
-
-def _likelihood(facts: Any, layout: _Layout, slug: str) -> Any:
-    """A fact's likelihood for the line `slug`: the `line_N` column its line set keeps it in (NULL if the set does
-    not have the line). With one line set, its column as it is (facts of no set have NULL there)."""
-    columns = {
-        set_id: facts.c[f"line_{slugs.index(slug) + 1}"] for set_id, slugs in layout.line_sets.items() if slug in slugs
-    }
-    if len(layout.line_sets) == 1:
-        return next(iter(columns.values()))
-    return case(*((facts.c.line_set_id == set_id, column) for set_id, column in columns.items()))
+        query = query.where(table.c.member.in_(scoped))  # a profile's clients share office and funds
+    return query
 
 
 def _part(dimension: str, fine: Any, members: Any, types: Sequence[Any]) -> Select[Any]:
@@ -540,7 +454,7 @@ def _named(measures: Sequence[Any]) -> list[Any]:
 
 
 def _to_cell(
-    level: str, group_id: str, name: str, period: str, measures: Sequence[Any], k: int, layout: _Layout
+    level: str, group_id: str, name: str, period: str, measures: Sequence[Any], k: int, layout: Layout
 ) -> Cell:
     if measures[0] < k:
         return Cell(level=level, group_id=group_id, group_name=name, period=period, suppressed=True)
@@ -562,7 +476,7 @@ def _to_cell(
 
 
 def _points_in_python(
-    rows: Iterable[Any], layout: _Layout, period_kind: str, k: int
+    rows: Iterable[Any], layout: Layout, period_kind: str, k: int
 ) -> list[tuple[str, str, str, int, bool, str]]:
     """(level, group id, name, period ordinal, withheld, the cell's JSON text) per row of the statement."""
     points = []
@@ -572,7 +486,7 @@ def _points_in_python(
     return points
 
 
-def _to_point(period: str, measures: Sequence[Any], k: int, layout: _Layout) -> dict[str, Any]:
+def _to_point(period: str, measures: Sequence[Any], k: int, layout: Layout) -> dict[str, Any]:
     """`cell_to_json` without the level and group, straight from the measures."""
     if measures[0] < k:
         return {"period": period, "suppressed": True}
@@ -602,7 +516,7 @@ def _transitions(pairs: Sequence[tuple[str, str]], counts: Sequence[int]) -> tup
     return tuple(Transition(before, after, n) for (before, after), n in zip(pairs, counts, strict=True) if n)
 
 
-def _rates(measures: Sequence[Any], layout: _Layout) -> dict[str, float]:
+def _rates(measures: Sequence[Any], layout: Layout) -> dict[str, float]:
     """Poverty rate per line (slug order): its likelihood sum over the clients of the line sets that have it."""
     rates = {}
     for slug, columns, total in zip(layout.slugs, layout.slug_clients, measures[layout.counts :], strict=True):
@@ -615,7 +529,7 @@ def _rates(measures: Sequence[Any], layout: _Layout) -> dict[str, float]:
 # --- the feed's JSON in SQL (PostgreSQL) ------------------------------------------------------------------------
 
 
-def _points_in_sql(statement: Any, layout: _Layout, k: int) -> Select[Any]:
+def _points_in_sql(statement: Any, layout: Layout, k: int) -> Select[Any]:
     """(level, group id, name, period ordinal, clients, surveys, score sum, score count, the cell's JSON up to its
     mean score, then per line (slug order) its likelihood sum and the clients it is over), around `statement`: the
     database writes the integers of a cell that is shown, keys in order and labels as JSON strings."""
@@ -642,7 +556,7 @@ def _points_in_sql(statement: Any, layout: _Layout, k: int) -> Select[Any]:
 
 
 def _finished_points(
-    rows: Iterable[Any], layout: _Layout, period_kind: str, k: int
+    rows: Iterable[Any], layout: Layout, period_kind: str, k: int
 ) -> Iterator[tuple[str, str, str, int, bool, str]]:
     """`_points_in_sql`'s rows as `_points` gives them: the mean score and poverty rates rounded and written by
     Python, as `canonical_json` writes them."""

@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from accounts.models import Account, Client
+from feeds import sums
 from feeds.models import FACT_LINES, PERIOD_KINDS, feed_facts, feed_keys
 from surveys.models import SurveyLineResult, SurveyResponse
 
@@ -66,9 +67,10 @@ def refresh_facts(session: Session, client_ids: Iterable[int]) -> None:
         _replace(session, ids[start : start + CHUNK])
 
 
-def rebuild_facts(session: Session) -> int:
-    """Recompute every client's facts; returns the number of fact rows. On PostgreSQL it locks the fact table until
-    the transaction ends (survey writes wait) and analyzes it afterwards."""
+def rebuild_facts(session: Session, *, with_sums: bool = True) -> int:
+    """Recompute every client's facts and mark every profile's sums out of date (`with_sums=False`: the facts only,
+    for migration 0003, which runs before the sums exist); returns the number of fact rows. On PostgreSQL it locks
+    the fact table until the transaction ends (survey writes wait) and analyzes it afterwards."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         session.execute(text("SET LOCAL work_mem = '256MB'"))  # the window sort over every survey stays in memory
@@ -76,11 +78,15 @@ def rebuild_facts(session: Session) -> int:
     _replace(session, None)
     if postgres:
         session.execute(text("ANALYZE feed_facts"))
+    if with_sums:
+        sums.mark_all(session)
     return session.execute(select(func.count()).select_from(feed_facts)).scalar_one()
 
 
 def _replace(session: Session, ids: Sequence[int] | None) -> None:
-    """Delete the clients' facts (None: everyone's), add the strings their new facts refer to, insert the new facts.
+    """Delete the clients' facts (None: everyone's), add the strings their new facts refer to, insert the new facts,
+    and mark the profiles of their old and new facts for `feeds/sums.py` (a rebuild recomputes every profile's sums
+    afterwards instead).
 
     The clients' rows are locked first (in id order), so two transactions refreshing one client take turns and the
     second one sees what the first one wrote; without it, both would insert the same fact rows."""
@@ -93,9 +99,13 @@ def _replace(session: Session, ids: Sequence[int] | None) -> None:
         connection.execute(text("TRUNCATE feed_facts"))
     else:
         connection.execute(lock, parameters)
+        if ids is not None:
+            sums.mark_clients_profiles(session, ids)
         connection.execute(delete, parameters)
     connection.execute(intern, parameters)
     connection.execute(insert, parameters)
+    if ids is not None:
+        sums.mark_clients_profiles(session, ids)
 
 
 @cache

@@ -16,7 +16,7 @@ import httpx
 import bootstrap
 from bootstrap import Services
 from db import utcnow
-from feeds import delivery, document, stale
+from feeds import delivery, document, stale, sums
 from feeds.delivery import Outcome
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,12 @@ def push(now: datetime | None = None) -> int:
 
 
 def catch_up_facts() -> int:
-    """RQ job, scheduled after survey changes: recompute the facts of the clients marked stale; returns how many."""
+    """RQ job, scheduled after survey changes: recompute the facts of the clients marked stale, then the sums of the
+    profiles that changed (`feeds/sums.py`), so readers seldom have either to do; returns how many clients."""
     with bootstrap.current().transaction() as session:
-        return stale.catch_up(session)
+        refreshed = stale.catch_up(session)
+        sums.current(session)
+        return refreshed
 
 
 def daily() -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     String,
@@ -71,7 +73,40 @@ feed_facts = Table(
     Column("prev_band_id", Integer),  # the band of the client's latest survey in the period just before
     *(Column(f"line_{position}", Float) for position in range(1, FACT_LINES + 1)),
     PrimaryKeyConstraint("client_id", "period_kind", "ord"),
+    Index("ix_feed_facts_profile_id", "profile_id"),  # the profile sums are recomputed per profile
     postgresql_partition_by="LIST (period_kind)",
+)
+
+# The measures of each client profile and period, summed from `feed_facts` in the layout of `feeds/layout.py`
+# (whose signature `layout_id` names, a `feed_keys` row of kind "layout"): the feed's finest grain, kept so that a
+# build reads one row per profile and period instead of one per client (`feeds/sums.py`). The layout's counts after
+# the first four go in `count_N`, its likelihood sums in `line_sum_N`, in layout order; the rest stay NULL.
+SUM_COUNTS = 240  # bands + 2 x bands^2 + line sets: 10 bands and 20 line sets fit
+SUM_LINES = 60  # distinct poverty-line slugs over every line set
+feed_profile_sums = Table(
+    "feed_profile_sums",
+    Base.metadata,
+    Column("period_kind", String(8), nullable=False),
+    Column("profile_id", Integer, nullable=False),
+    Column("ord", Integer, nullable=False),
+    Column("layout_id", Integer, nullable=False, index=True),
+    Column("member", Integer, nullable=False),  # the profile's lowest client id in the period: one that stands for all
+    Column("clients", Integer, nullable=False),
+    Column("surveys", Integer, nullable=False),
+    Column("score_sum", BigInteger),  # NULL when no survey of theirs has a headline score
+    Column("score_n", Integer, nullable=False),
+    *(Column(f"count_{index}", Integer) for index in range(SUM_COUNTS)),
+    *(Column(f"line_sum_{index}", Float) for index in range(SUM_LINES)),
+    PrimaryKeyConstraint("period_kind", "profile_id", "ord"),
+    Index("ix_feed_profile_sums_profile_id", "profile_id"),
+)
+
+# Profiles whose sums are out of date: a fact refresh marks the profiles it touched (before and after), whoever
+# reads the aggregates recomputes them first (`feeds/sums.py`).
+feed_profile_dirty = Table(
+    "feed_profile_dirty",
+    Base.metadata,
+    Column("profile_id", Integer, primary_key=True),
 )
 
 # Clients whose facts are out of date: a survey write marks its client here (one cheap upsert) instead of

@@ -24,6 +24,7 @@ from functools import cache
 from sqlalchemy import DateTime, TextClause, bindparam, text
 from sqlalchemy.orm import Session
 
+from feeds import marks
 from feeds.facts import refresh_facts
 
 BATCH = 500  # marks taken per round; each round is one refresh of that many clients
@@ -34,18 +35,6 @@ _MARK = """
 INSERT INTO feed_facts_stale (client_id, marked_at) VALUES (:client_id, :marked_at)
 ON CONFLICT (client_id) DO UPDATE SET marked_at = excluded.marked_at
 """
-_TAKE = {
-    "postgresql": """
-        DELETE FROM feed_facts_stale WHERE client_id IN (
-            SELECT client_id FROM feed_facts_stale ORDER BY client_id LIMIT :batch FOR UPDATE SKIP LOCKED
-        ) RETURNING client_id
-    """,
-    "sqlite": """
-        DELETE FROM feed_facts_stale WHERE client_id IN (
-            SELECT client_id FROM feed_facts_stale ORDER BY client_id LIMIT :batch
-        ) RETURNING client_id
-    """,
-}
 
 
 def mark(session: Session, client_ids: Iterable[int], *, now: datetime) -> None:
@@ -59,10 +48,9 @@ def catch_up(session: Session) -> int:
     """Refresh the facts of every marked client and remove their marks, in the caller's transaction; returns how
     many clients were refreshed. Costs one short statement when nothing is marked."""
     session.flush()  # marks pending in this session's own writes are rows the statement below must see
-    take = _take_statement(session.get_bind().dialect.name)
     refreshed = 0
     while True:
-        client_ids = list(session.execute(take, {"batch": BATCH}).scalars())
+        client_ids = marks.take(session, "feed_facts_stale", "client_id", BATCH)
         if not client_ids:
             return refreshed
         refresh_facts(session, client_ids)
@@ -72,8 +60,3 @@ def catch_up(session: Session) -> int:
 @cache
 def _mark_statement() -> TextClause:
     return text(_MARK).bindparams(bindparam("marked_at", type_=DateTime(timezone=True)))
-
-
-@cache
-def _take_statement(dialect: str) -> TextClause:
-    return text(_TAKE[dialect])

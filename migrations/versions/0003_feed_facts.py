@@ -55,7 +55,7 @@ def upgrade() -> None:
             op.execute(f"CREATE TABLE feed_facts_{kind} PARTITION OF feed_facts FOR VALUES IN ('{kind}')")
     from feeds.facts import rebuild_facts
 
-    rebuild_facts(Session(bind=op.get_bind()))
+    rebuild_facts(Session(bind=op.get_bind()), with_sums=False)  # the profile sums come in 0005
 
 
 def downgrade() -> None:
