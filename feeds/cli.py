@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 
 from bootstrap import Services
 from db import utcnow
-from feeds import delivery, document, jobs, schedule
+from feeds import delivery, document, jobs, schedule, sums
 from feeds.delivery import Outcome
 from feeds.facts import rebuild_facts
 from feeds.models import FeedDelivery
@@ -94,14 +94,16 @@ def show_command() -> None:
 @feed_group.command(
     "rebuild-facts",
     help="Recompute every client's feed facts from their surveys, office, officer and accounts (after writing any of "
-    "them other than through the service or the CSV import). Survey writes wait until it is done.",
+    "them other than through the service or the CSV import), then every profile's sums. Survey writes wait until it "
+    "is done.",
 )
 @with_appcontext
 def rebuild_facts_command() -> None:
     started = time.perf_counter()
     with _services().transaction() as session:
         written = rebuild_facts(session)
-    click.echo(f"rebuilt {written:,} feed facts in {time.perf_counter() - started:.1f} s")
+        sums.current(session)
+    click.echo(f"rebuilt {written:,} feed facts and their profile sums in {time.perf_counter() - started:.1f} s")
 
 
 def _describe(outcome: Outcome) -> str:

@@ -352,8 +352,9 @@ def test_rebuild_facts_takes_in_surveys_written_by_hand(services: Services, runn
 
     result = runner.invoke(feed_cli.rebuild_facts_command, [])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("rebuilt 3 feed facts")  # one per period kind
+    assert result.output.startswith("rebuilt 3 feed facts and their profile sums")  # one per period kind
     with services.transaction() as session:
+        assert session.execute(select(feed_profile_dirty)).all() == []  # the sums were computed, not left marked
         [cell] = compute(session, level="all", period_kind="quarter", k=1)
     assert (cell.clients, cell.band_counts, cell.poverty_rates) == (1, {"Poor": 1}, {"food": 0.5, "national": 0.5})
 
