@@ -102,7 +102,7 @@ def assert_facts_and_sums_match_a_rebuild(services: Services) -> None:
         assert fresh == pytest.approx(old)  # likelihood sums may differ in the last bits: summed in another order
 
 
-def _wipe(services: Services) -> None:
+def wipe_clients_and_feed_tables(services: Services) -> None:
     with services.transaction() as session:
         for model in (SurveyLineResult, SurveyAnswer, SurveyResponse, Account, ClientPhone, Client, Staff):
             session.execute(delete(model))
@@ -142,7 +142,7 @@ def _loan(client_id: int, fund_id: int) -> Account:
     )
 
 
-def _survey(session: Session, client_id: int, collected: date, answers: Sequence[int] = ONE_ANSWERS) -> SurveyResponse:
+def survey(session: Session, client_id: int, collected: date, answers: Sequence[int] = ONE_ANSWERS) -> SurveyResponse:
     return service.create_survey(
         session, client_id, answers, date_collected=collected, mode="self", channel="cli", officer_id=None, now=NOW
     )
@@ -152,7 +152,7 @@ def _apply(session: Session, operation: tuple[Any, ...], clients: list[int]) -> 
     surveys = session.scalars(select(SurveyResponse.id).order_by(SurveyResponse.id)).all()
     match operation:
         case ("create", client, collected, answers):
-            _survey(session, clients[client], collected, answers)
+            survey(session, clients[client], collected, answers)
         case ("edit", index, collected, answers) if surveys:
             service.edit_survey(session, surveys[index % len(surveys)], answers, now=NOW, date_collected=collected)
         case ("delete", index) if surveys:
@@ -164,7 +164,7 @@ def _apply(session: Session, operation: tuple[Any, ...], clients: list[int]) -> 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(operation_strategy, min_size=1, max_size=12))
 def test_survey_writes_keep_the_facts_equal_to_a_rebuild(services: Services, operations: list) -> None:
-    _wipe(services)
+    wipe_clients_and_feed_tables(services)
     clients = _clients(services)
     for operation in operations:
         with services.transaction() as session:
@@ -175,8 +175,8 @@ def test_survey_writes_keep_the_facts_equal_to_a_rebuild(services: Services, ope
 def test_a_back_dated_survey_moves_the_clients_facts(services: Services) -> None:
     [client, *_] = _clients(services)
     with services.transaction() as session:
-        later = _survey(session, client, date(2024, 4, 1))
-        _survey(session, client, date(2024, 6, 1))
+        later = survey(session, client, date(2024, 4, 1))
+        survey(session, client, date(2024, 6, 1))
         service.edit_survey(session, later.id, ONE_ANSWERS, now=NOW, date_collected=date(2023, 11, 2))
     with services.transaction() as session:
         assert session.scalars(select(feed_facts_stale.c.client_id)).all() == [client]  # the writer only marks
@@ -195,12 +195,12 @@ def test_a_back_dated_survey_moves_the_clients_facts(services: Services) -> None
 def test_two_transactions_writing_one_clients_surveys_at_once_both_commit_and_agree(services: Services) -> None:
     [client, *_] = _clients(services)
     with services.transaction() as session:  # the latest survey: neither new one changes the client's row
-        _survey(session, client, date(2024, 6, 10))
+        survey(session, client, date(2024, 6, 10))
     first_refreshed = threading.Event()
 
     def record(collected: date, hold: bool) -> None:
         with services.transaction() as session:
-            _survey(session, client, collected)
+            survey(session, client, collected)
             if hold:  # the first transaction keeps its new facts uncommitted while the second one writes
                 first_refreshed.set()
                 time.sleep(0.5)
@@ -222,8 +222,8 @@ def test_two_transactions_writing_one_clients_surveys_at_once_both_commit_and_ag
 def test_the_scheduled_catch_up_job_refreshes_the_marked_clients_and_their_profiles_sums(services: Services) -> None:
     [client, other, *_] = _clients(services)
     with services.transaction() as session:
-        _survey(session, client, date(2024, 5, 1))
-        _survey(session, other, date(2024, 5, 2))
+        survey(session, client, date(2024, 5, 1))
+        survey(session, other, date(2024, 5, 2))
     assert feed_jobs.catch_up_facts() == 2
     assert feed_jobs.catch_up_facts() == 0
     with services.transaction() as session:
@@ -247,7 +247,7 @@ def test_a_reader_catching_up_while_a_survey_is_being_written_leaves_that_survey
 
     def write() -> None:
         with services.transaction() as session:
-            _survey(session, client, date(2024, 5, 1))
+            survey(session, client, date(2024, 5, 1))
             marked.set()
             caught_up.wait(timeout=10)  # the reader runs while this survey and its mark are uncommitted
 
@@ -296,7 +296,7 @@ def test_a_csv_import_that_moves_clients_and_accounts_refreshes_their_facts(
         configure_ppi(session, bands=STANDARD_BANDS)
         for external_id in ("C1", "C2"):
             client_id = session.scalar(select(Client.id).where(Client.external_id == external_id))
-            _survey(session, client_id, date(2024, 5, 1))
+            survey(session, client_id, date(2024, 5, 1))
         before = facts_as_values(session)
 
     (tmp_path / "moved.csv").write_text(
@@ -375,7 +375,7 @@ def test_every_scorecard_fits_the_fact_columns() -> None:
 def test_office_moves_need_no_refresh_because_the_build_walks_the_tree(services: Services) -> None:
     [client, *_] = _clients(services)
     with services.transaction() as session:
-        _survey(session, client, date(2024, 5, 1))
+        survey(session, client, date(2024, 5, 1))
         branch = session.get(Office, session.get(Client, client).office_id)
         country = branch.parent.external_id
         region = make_office(session, external_id="NEW-REGION", level="region", parent=branch.parent)

@@ -9,31 +9,22 @@ import threading
 from datetime import date
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 
-from accounts.models import Account, Client, ClientPhone, Office, Staff
+from accounts.models import Client
 from bootstrap import Services
 from feeds import stale, sums
 from feeds.aggregates import AggregateError, compute
 from feeds.facts import refresh_facts
-from feeds.models import feed_facts, feed_facts_stale, feed_keys, feed_profile_dirty, feed_profile_sums
-from surveys import service
-from surveys.models import SurveyAnswer, SurveyLineResult, SurveyResponse
+from feeds.models import feed_keys, feed_profile_dirty, feed_profile_sums
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import NOW, STANDARD_BANDS, configure_ppi, make_client, make_office
-from tests.integration.test_feed_facts import ONE_ANSWERS
+from tests.integration.test_feed_facts import survey, wipe_clients_and_feed_tables
 
 
 @pytest.fixture(autouse=True)
 def _empty(services: Services) -> None:
-    with services.transaction() as session:
-        for model in (SurveyLineResult, SurveyAnswer, SurveyResponse, Account, ClientPhone, Client, Staff):
-            session.execute(delete(model))
-        for table in (feed_facts, feed_facts_stale, feed_profile_sums, feed_profile_dirty):
-            session.execute(table.delete())
-        for office in session.scalars(select(Office).order_by(Office.id.desc())):
-            session.delete(office)
-            session.flush()
+    wipe_clients_and_feed_tables(services)
 
 
 def _surveyed_clients(services: Services, count: int = 3) -> list[int]:
@@ -42,21 +33,8 @@ def _surveyed_clients(services: Services, count: int = 3) -> list[int]:
         branch = make_office(session, level="branch")
         ids = [make_client(session, office=branch).id for _ in range(count)]
         for client_id in ids:
-            _survey(session, client_id)
+            survey(session, client_id, date(2024, 5, 1))
     return ids
-
-
-def _survey(session, client_id: int) -> None:
-    service.create_survey(
-        session,
-        client_id,
-        ONE_ANSWERS,
-        date_collected=date(2024, 5, 1),
-        mode="self",
-        channel="cli",
-        officer_id=None,
-        now=NOW,
-    )
 
 
 def _branch_cells(services: Services) -> list[tuple[int | None, dict[str, int]]]:
@@ -90,7 +68,7 @@ def test_a_band_no_one_had_before_changes_the_layout_and_every_profile_is_recomp
     [before] = _layouts_stored(services)
     with services.transaction() as session:
         configure_ppi(session, bands="0-49:Below,50-100:Above")
-        _survey(session, first)
+        survey(session, first, date(2024, 5, 1))
     [(clients, bands)] = _branch_cells(services)
     assert clients == 3
     assert sum(bands.values()) == 3 and ("Below" in bands or "Above" in bands)
