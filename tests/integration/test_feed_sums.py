@@ -1,6 +1,7 @@
 """The profile sums the aggregates are read from (`feeds/sums.py`): recomputed when their layout is not the current
-one, when a band no one had before arrives, and refused loudly when the layout does not fit; a reader that has sums
-to recompute waits for the transaction recomputing them and then sees its work. That they equal a fresh rebuild
+one, when a band no one had before arrives, and refused loudly when the layout does not fit; a reader reads again
+when sums of another layout appeared while it read; a reader that has sums to recompute waits for the transaction
+recomputing them and then sees its work. That they equal a fresh rebuild
 after every write path is checked with the facts (tests/integration/test_feed_facts.py)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from accounts.models import Client
 from bootstrap import Services
@@ -58,6 +60,27 @@ def test_sums_stored_under_another_layout_are_recomputed_before_they_are_read(se
         session.execute(update(feed_profile_sums).values(layout_id=older, clients=999))
     assert _branch_cells(services) == expected
     assert older not in _layouts_stored(services)
+
+
+def test_sums_of_another_layout_committed_during_a_read_make_the_reader_read_again(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _surveyed_clients(services)
+    expected = _branch_cells(services)
+    checks = []
+    real_only_in = sums.only_in
+
+    def only_in_after_a_concurrent_layout(session: Session, layout_id: int) -> bool:
+        if not checks:  # what a transaction with a newer layout would have committed while the statement ran
+            session.execute(feed_keys.insert().values(kind="layout", value='{"a":"newer layout"}'))
+            newer = session.scalar(select(feed_keys.c.id).where(feed_keys.c.value == '{"a":"newer layout"}'))
+            session.execute(update(feed_profile_sums).values(layout_id=newer, clients=999))
+        checks.append(layout_id)
+        return real_only_in(session, layout_id)
+
+    monkeypatch.setattr(sums, "only_in", only_in_after_a_concurrent_layout)
+    assert _branch_cells(services) == expected
+    assert len(checks) == 2  # read, found the other layout's rows, recomputed them and read again
 
 
 def test_a_band_no_one_had_before_changes_the_layout_and_every_profile_is_recomputed_in_it(
