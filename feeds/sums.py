@@ -19,9 +19,9 @@ How they are kept current:
 
 Concurrency (PostgreSQL, READ COMMITTED): one transaction at a time recomputes (a transaction-level advisory lock),
 and it reads the layout after taking the lock and again at the end of its pass, repeating the pass when the layout
-changed meanwhile, so no row is stored under a layout that lacks a band of the facts it was summed from. Marks
-locked by a transaction still writing facts are skipped, and left for the next reader, with those facts. SQLite
-has one writer at a time.
+changed meanwhile (a fact writer committed a new band): when it returns, no row it wrote is stored under a layout
+that lacks a band of the facts it was summed from. Marks locked by a transaction still writing facts are skipped,
+and left for the next reader, with those facts. SQLite has one writer at a time.
 """
 
 from __future__ import annotations
