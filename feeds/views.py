@@ -3,6 +3,10 @@
 Staff sign in with an admin API key through a small form. Only the key's id goes into Flask's signed session (never
 the key), and it is re-checked on every request, so revoking the key signs the browser out. Forms carry a
 per-session CSRF token kept in the same session.
+
+The page speaks the languages of the catalogs (`locales/`): `?lang=fr` chooses one and the session remembers it;
+otherwise the browser's Accept-Language decides, then English. Group names, periods and numbers are data and stay
+as they are; the office levels the MFI named like the usual ones (country, region, branch, ...) are translated.
 """
 
 from __future__ import annotations
@@ -25,12 +29,32 @@ from db import utcnow
 from feeds import charts, stale
 from feeds.aggregates import ALL_LEVEL, Cell, available_levels, compute_levels, office_levels
 from feeds.document import recent_periods
+from locales import N_, NATIVE_NAMES, SUPPORTED, Translate, gettext_for
 from surveys.models import PpiSettings
 
 blueprint = Blueprint("impact", __name__, url_prefix="/impact", template_folder="templates")
 
 KEY_ID = "impact_key_id"
 CSRF = "impact_csrf"
+LANGUAGE = "impact_lang"
+RIGHT_TO_LEFT = frozenset({"ar"})
+LEVEL_NAMES = {
+    "all": N_("all clients"),
+    "country": N_("country"),
+    "region": N_("region"),
+    "branch": N_("branch"),
+    "center": N_("center"),
+    "group": N_("group"),
+    "officer": N_("loan officer"),
+    "fund": N_("fund"),
+    "product": N_("loan product"),
+}
+PERIOD_TABS = {"month": N_("By month"), "quarter": N_("By quarter"), "year": N_("By year")}
+MOVES_NOTES = {
+    "month": N_("▲ moved to a better band, ▼ to a worse one, since the previous month."),
+    "quarter": N_("▲ moved to a better band, ▼ to a worse one, since the previous quarter."),
+    "year": N_("▲ moved to a better band, ▼ to a worse one, since the previous year."),
+}
 PERIOD_COUNTS = {"month": 12, "quarter": 8, "year": 5}
 ROWS_PER_LEVEL = 25
 MAX_CHART_GROUPS = 6
@@ -41,6 +65,41 @@ class LevelTable:
     level: str
     rows: list[tuple[str, list[Cell | None]]]  # group name, one cell per period
     hidden_rows: int
+
+
+@blueprint.context_processor
+def _language_context() -> dict[str, Any]:
+    """What every page of the blueprint renders with: `_`, the language, its direction and the language links."""
+    lang = _language()
+    here: dict[str, Any] = request.args.to_dict()
+    links = [(code, NATIVE_NAMES[code], url_for("impact.page", **{**here, "lang": code})) for code in SUPPORTED]
+    return {
+        "_": gettext_for(lang),
+        "lang": lang,
+        "text_direction": "rtl" if lang in RIGHT_TO_LEFT else "ltr",
+        "languages": links,
+        "level_name": _level_name,
+    }
+
+
+def _language() -> str:
+    chosen = request.args.get("lang")
+    if chosen in SUPPORTED:
+        session[LANGUAGE] = chosen
+        return chosen
+    remembered = session.get(LANGUAGE)
+    if remembered in SUPPORTED:
+        return str(remembered)
+    return request.accept_languages.best_match(SUPPORTED) or "en"
+
+
+def _translate() -> Translate:
+    return gettext_for(_language())
+
+
+def _level_name(level: str) -> str:
+    known = LEVEL_NAMES.get(level)
+    return _translate()(known) if known else level
 
 
 @blueprint.get("")
@@ -59,10 +118,11 @@ def sign_in() -> Response | tuple[str, int]:
     services = _services()
     with services.transaction() as db:
         caller = authenticate(db, request.form.get("api_key", "").strip(), now=utcnow())
+    translate = _translate()
     if caller is None:
-        return _sign_in_again("That key is unknown, malformed or revoked.", 401)
+        return _sign_in_again(translate("That key is unknown, malformed or revoked."), 401)
     if caller.scope != "admin":
-        return _sign_in_again("This page needs an admin key.", 403)
+        return _sign_in_again(translate("This page needs an admin key."), 403)
     session.clear()
     session[KEY_ID] = caller.key_id
     return redirect(url_for("impact.page"))
@@ -126,15 +186,18 @@ def _page_context(db: Session, services: Services) -> dict[str, Any]:
     config = db.scalar(select(PpiSettings).order_by(PpiSettings.id.desc()).limit(1))
     line = config.headline_line if config else _any_line(cells)
     bands = [str(band["label"]) for band in (config.bands or [])] if config else []
+    translate = _translate()
     return {
         "mfi_name": services.settings.mfi_name,
         "period_kind": period_kind,
+        "period_labels": {kind: translate(label) for kind, label in PERIOD_TABS.items()},
+        "moves_note": translate(MOVES_NOTES[period_kind]),
         "periods": periods,
         "line": line,
         "k": k,
         "tables": [_table(level, cells[level], periods, limit=None if only else ROWS_PER_LEVEL) for level in levels],
-        "rate_chart": _rate_chart(cells, chart_level, periods, line),
-        "band_chart": _band_chart(cells[ALL_LEVEL], periods, bands),
+        "rate_chart": _rate_chart(cells, chart_level, periods, line, translate),
+        "band_chart": _band_chart(cells[ALL_LEVEL], periods, bands, translate),
         "withheld": sum(cell.suppressed for level in levels for cell in cells[level]),
     }
 
@@ -166,18 +229,20 @@ def _table(level: str, cells: list[Cell], periods: list[str], *, limit: int | No
     return LevelTable(level, shown, len(rows) - len(shown))
 
 
-def _rate_chart(cells: dict[str, list[Cell]], level: str | None, periods: list[str], line: str | None) -> Any:
+def _rate_chart(
+    cells: dict[str, list[Cell]], level: str | None, periods: list[str], line: str | None, translate: Translate
+) -> Any:
     if line is None:
         return None
-    series = [charts.Series("All clients", _rates(cells[ALL_LEVEL], periods, line), bold=True)]
+    series = [charts.Series(translate("All clients"), _rates(cells[ALL_LEVEL], periods, line), bold=True)]
     if level:
         table = _table(level, cells[level], periods, limit=MAX_CHART_GROUPS)
         for name, row in table.rows:
             series.append(charts.Series(name, [_rate(cell, line) for cell in row]))
-    return charts.line_chart(periods, series, title=f"Poverty rate ({line}) by period")
+    return charts.line_chart(periods, series, title=translate("Poverty rate (%(line)s) by period", line=line))
 
 
-def _band_chart(cells: list[Cell], periods: list[str], bands: list[str]) -> Any:
+def _band_chart(cells: list[Cell], periods: list[str], bands: list[str], translate: Translate) -> Any:
     by_period = {cell.period: cell for cell in cells if not cell.suppressed}
     order = bands or sorted({band for cell in by_period.values() for band in cell.band_counts})
     if not order:
@@ -193,7 +258,8 @@ def _band_chart(cells: list[Cell], periods: list[str], bands: list[str]) -> Any:
         improved = sum(t.clients for t in moves if rank.get(t.to_band, 0) > rank.get(t.from_band, 0))
         worsened = sum(t.clients for t in moves if rank.get(t.to_band, 0) < rank.get(t.from_band, 0))
         points.append(charts.BandPeriod(cell.band_counts, improved, worsened))
-    return charts.band_chart(periods, order, points, title="Clients per band, and moves since the previous period")
+    title = translate("Clients per band, and moves since the previous period")
+    return charts.band_chart(periods, order, points, title=title)
 
 
 def _rates(cells: list[Cell], periods: list[str], line: str) -> list[float | None]:

@@ -22,7 +22,8 @@ from locales.extract import KEYWORDS
 PROJECT = CATALOGS.parent
 TEMPLATE = CATALOGS / "messages.pot"
 SKIPPED_DIRS = {"tests", "bench", "instance", "build", "migrations", "node_modules"}
-METHOD_MAP = [("**.py", "locales.extract:extract_with_plurals")]
+# Templates (the /impact page) with Jinja's own extractor: `{{ _("text", name=value) }}`, singular only.
+METHOD_MAP = [("**.py", "locales.extract:extract_with_plurals"), ("**/templates/**.html", "jinja2.ext:babel_extract")]
 
 
 def extract() -> Catalog:

@@ -285,6 +285,31 @@ def test_the_impact_page_asks_for_an_admin_key_and_then_shows_tables_and_charts(
     assert "30.0%" in page  # Nairobi's poverty rate in 2026-Q2
 
 
+def test_the_impact_page_speaks_the_chosen_language_and_remembers_it(services: Services, client: FlaskClient) -> None:
+    today = datetime.now(UTC).date()
+    _seed(services, first=today - timedelta(days=200), second=today)
+    _sign_in(client, _key(services, "admin"))
+    french = client.get("/impact?period_kind=quarter&lang=fr").get_data(as_text=True)
+    assert '<html lang="fr" dir="ltr">' in french
+    assert "Taux de pauvreté dans le temps" in french and "Par trimestre" in french and "Par agence" in french
+    assert "30.0%" in french and "Nairobi" in french  # numbers and names are data
+    assert "Taux de pauvreté dans le temps" in client.get("/impact").get_data(as_text=True)  # kept in the session
+    arabic = client.get("/impact?lang=ar").get_data(as_text=True)
+    assert '<html lang="ar" dir="rtl">' in arabic and "معدل الفقر عبر الزمن" in arabic
+    assert "معدل الفقر عبر الزمن" in client.get("/impact?lang=xx").get_data(as_text=True)  # unknown: kept Arabic
+
+
+def test_the_impact_sign_in_follows_the_browser_language_until_one_is_chosen(client: FlaskClient) -> None:
+    page = client.get("/impact", headers={"Accept-Language": "sw-KE,sw;q=0.9,en;q=0.5"}).get_data(as_text=True)
+    assert "Ingia kwa ufunguo wa API wa msimamizi" in page and "<code>impact-connect apikeys create" in page
+    assert "Sign in with an admin API key" in client.get("/impact?lang=en").get_data(as_text=True)
+    refused = client.post(
+        "/impact/sign-in", data={"csrf_token": _csrf(page), "api_key": "wrong"}, headers={"Accept-Language": "fr"}
+    )
+    assert refused.status_code == 401
+    assert "That key is unknown, malformed or revoked." in refused.get_data(as_text=True)  # English was chosen
+
+
 def test_the_impact_page_refuses_forged_forms_and_non_admin_keys(services: Services, client: FlaskClient) -> None:
     client.get("/impact")
     forged = client.post("/impact/sign-in", data={"csrf_token": "guess", "api_key": _key(services, "admin")})
