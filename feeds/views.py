@@ -123,7 +123,7 @@ def sign_in() -> Response | tuple[str, int]:
         return _sign_in_again(translate("That key is unknown, malformed or revoked."), 401)
     if caller.scope != "admin":
         return _sign_in_again(translate("This page needs an admin key."), 403)
-    session.clear()
+    _clear_session_but_language()
     session[KEY_ID] = caller.key_id
     return redirect(url_for("impact.page"))
 
@@ -131,8 +131,16 @@ def sign_in() -> Response | tuple[str, int]:
 @blueprint.post("/sign-out")
 def sign_out() -> Response:
     _check_csrf()
-    session.clear()
+    _clear_session_but_language()
     return redirect(url_for("impact.page"))
+
+
+def _clear_session_but_language() -> None:
+    """A fresh session (no key, a new CSRF token) that still speaks the language chosen before."""
+    language = session.get(LANGUAGE)
+    session.clear()
+    if language in SUPPORTED:
+        session[LANGUAGE] = language
 
 
 def _services() -> Services:

@@ -288,8 +288,9 @@ def test_the_impact_page_asks_for_an_admin_key_and_then_shows_tables_and_charts(
 def test_the_impact_page_speaks_the_chosen_language_and_remembers_it(services: Services, client: FlaskClient) -> None:
     today = datetime.now(UTC).date()
     _seed(services, first=today - timedelta(days=200), second=today)
+    assert "Connectez-vous avec une clé API" in client.get("/impact?lang=fr").get_data(as_text=True)
     _sign_in(client, _key(services, "admin"))
-    french = client.get("/impact?period_kind=quarter&lang=fr").get_data(as_text=True)
+    french = client.get("/impact?period_kind=quarter").get_data(as_text=True)  # chosen before signing in
     assert '<html lang="fr" dir="ltr">' in french
     assert "Taux de pauvreté dans le temps" in french and "Par trimestre" in french and "Par agence" in french
     assert "30.0%" in french and "Nairobi" in french  # numbers and names are data
