@@ -27,12 +27,12 @@ import gc
 import json
 import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache, reduce
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Text,
@@ -54,6 +54,7 @@ from feeds.layout import AggregateError as AggregateError  # raised by this modu
 from feeds.layout import Layout
 from feeds.models import PERIOD_KINDS, feed_profile_sums
 
+T = TypeVar("T")
 OTHER_LEVELS: tuple[str, ...] = ("officer", "fund", "product")
 ALL_LEVEL = "all"  # the whole MFI as one group
 
@@ -118,13 +119,11 @@ def compute_levels(
 ) -> dict[str, list[Cell]]:
     """Like `compute` for several levels at once, from one statement."""
     with collector_paused():
-        for _attempt in range(READ_ATTEMPTS):
-            layout, layout_id, statement = _prepared(session, levels, period_kind, periods, scope)
-            rows = sorted(session.connection().execute(statement), key=_CELL)
-            if sums.only_in(session, layout_id):
-                break
-        else:
-            raise _layout_kept_changing()
+
+        def cell_rows(layout: Layout, statement: Any) -> list[Any]:
+            return sorted(session.connection().execute(statement), key=_CELL)
+
+        layout, rows = _read_consistently(session, levels, period_kind, periods, scope, cell_rows)
         by_level: dict[str, list[Cell]] = {level: [] for level in levels}
         for row in rows:
             period = period_label(row[3], period_kind)
@@ -145,8 +144,8 @@ def feed_groups(
 ) -> FeedGroups:
     """The feed's groups as text, each cell's JSON from `_points`."""
     with collector_paused():
-        for _attempt in range(READ_ATTEMPTS):
-            layout, layout_id, statement = _prepared(session, levels, period_kind, periods, None)
+
+        def grouped_points(layout: Layout, statement: Any) -> tuple[dict[tuple[str, str], Any], int]:
             groups: dict[tuple[str, str], tuple[str, list[tuple[int, str]]]] = {}
             withheld = 0
             for level, group_id, name, ordinal, hidden, text in _points(session, statement, layout, period_kind, k):
@@ -155,10 +154,9 @@ def feed_groups(
                     group = groups[level, group_id] = (name, [])
                 group[1].append((ordinal, text))
                 withheld += hidden
-            if sums.only_in(session, layout_id):
-                break
-        else:
-            raise _layout_kept_changing()
+            return groups, withheld
+
+        _layout, (groups, withheld) = _read_consistently(session, levels, period_kind, periods, None, grouped_points)
         by_level: dict[str, list[str]] = {level: [] for level in levels}
         for level, group_id in sorted(groups):
             name, series = groups[level, group_id]
@@ -197,8 +195,22 @@ _CELL = itemgetter(0, 1, 3)  # level, group id, period ordinal
 READ_ATTEMPTS = 3  # reads of the profile sums, when a new layout's sums were committed during the previous one
 
 
-def _layout_kept_changing() -> AggregateError:
-    return AggregateError("new bands or poverty lines kept arriving while the aggregates were read; try again")
+def _read_consistently(
+    session: Session,
+    levels: Sequence[str],
+    period_kind: str,
+    periods: list[str] | None,
+    scope: Scope | None,
+    read: Callable[[Layout, Any], T],
+) -> tuple[Layout, T]:
+    """`read(layout, statement)` of the aggregates, again if sums of another layout were committed while it ran
+    (`feeds/sums.py`), at most READ_ATTEMPTS times."""
+    for _attempt in range(READ_ATTEMPTS):
+        layout, layout_id, statement = _prepared(session, levels, period_kind, periods, scope)
+        result = read(layout, statement)
+        if sums.only_in(session, layout_id):
+            return layout, result
+    raise AggregateError("new bands or poverty lines kept arriving while the aggregates were read; try again")
 
 
 def _prepared(

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -83,6 +83,13 @@ def _language_context() -> dict[str, Any]:
 
 
 def _language() -> str:
+    """The request's language, worked out once per request (the page asks for it several times)."""
+    if "impact_language" not in g:
+        g.impact_language = _chosen_language()
+    return str(g.impact_language)
+
+
+def _chosen_language() -> str:
     chosen = request.args.get("lang")
     if chosen in SUPPORTED:
         session[LANGUAGE] = chosen
