@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Request, Response, jsonify, request
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
 import bootstrap
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
     app.extensions["services"] = services
     app.extensions["settings"] = settings
+    app.session_interface = _NoSessionOnWebhooks()
 
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
@@ -55,6 +57,16 @@ def _blueprints() -> list[Blueprint]:
         feeds.views.blueprint,
         simulator.views.blueprint,
     ]
+
+
+class _NoSessionOnWebhooks(SecureCookieSessionInterface):
+    """Providers call the webhooks with no cookie and need no session: skipping the signed-cookie machinery there
+    saves work on every USSD hop. /impact and the simulator keep their sessions."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if request.path.startswith("/webhooks/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def _security_headers(response: Response) -> Response:

@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import phonenumbers
 from sqlalchemy import select
@@ -46,6 +47,7 @@ class PinCheck:
 # --- look-ups -------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)  # a caller's number is normalised on every look-up of their session's first hop
 def normalise_phone(raw: str, default_region: str | None = None) -> str | None:
     """E.164 form of `raw` ("0711 000111" with region KE -> "+254711000111"), or None when it is not a number."""
     text = raw.strip()

@@ -6,6 +6,7 @@ can pass them around without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -74,13 +75,20 @@ class StatusUpdate:
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    """What an adapter needs from an HTTP request, without Flask."""
+    """What an adapter needs from an HTTP request, without Flask. The full URL is given (`url`) or built when an
+    adapter asks for it (`url_of`): only Twilio's signature needs it, and building it costs a USSD hop."""
 
-    url: str
-    headers: dict[str, str]
-    form: dict[str, str]
-    query: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str]
+    form: Mapping[str, str]
+    query: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    url: str | None = None
+    url_of: Callable[[], str] | None = None
+
+    def full_url(self) -> str:
+        if self.url is not None:
+            return self.url
+        return self.url_of() if self.url_of is not None else ""
 
 
 @dataclass(frozen=True)

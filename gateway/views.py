@@ -38,12 +38,14 @@ def _services() -> Services:
 
 
 def _webhook_request() -> WebhookRequest:
+    """The request as the adapters see it. Werkzeug's own mappings are passed, not copied (copying them was a tenth
+    of a USSD hop's work); only Twilio's signature needs the full URL, so it is built on demand."""
     return WebhookRequest(
-        url=request.url,
-        headers=dict(request.headers),
-        form={key: value for key, value in request.form.items()},
-        query={key: value for key, value in request.args.items()},
+        headers=request.headers,
+        form=request.form,
+        query=request.args,
         body=request.get_data(cache=True),
+        url_of=lambda: request.url,
     )
 
 

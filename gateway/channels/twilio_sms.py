@@ -102,8 +102,8 @@ class TwilioSMS:
     def signed_url(self, request: WebhookRequest) -> str:
         """The URL Twilio signed: our public base URL when configured, else the URL as received."""
         if not self._public_url:
-            return request.url
-        parts = urlsplit(request.url)
+            return request.full_url()
+        parts = urlsplit(request.full_url())
         return self._public_url + parts.path + (f"?{parts.query}" if parts.query else "")
 
     def parse(self, request: WebhookRequest) -> list[Inbound]:
