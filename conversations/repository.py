@@ -78,6 +78,17 @@ def input_digest(session_key: str, text: str) -> str:
     return hashlib.sha256(f"{session_key}\x00{text}".encode()).hexdigest()
 
 
+# Counts the hop against the sender's rate key (when ARGV[3] > 0), tries the session lock, and reads the state only
+# when the lock was taken: {count or false, 1 or 0, state or false}.
+_ACQUIRE = """
+local count = false
+if tonumber(ARGV[3]) > 0 then
+  count = redis.call('incr', KEYS[3])
+  redis.call('expire', KEYS[3], ARGV[3])
+end
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {count, 0, false} end
+return {count, 1, redis.call('get', KEYS[2])}
+"""
 # Writes the hop's live state (or deletes it when ARGV[2] is empty) and releases the lock, only while the lock still
 # holds this hop's token: a hop that outlived its lock must not overwrite the state of the hop that took it over.
 _SAVE_AND_RELEASE = """
@@ -122,6 +133,7 @@ class LiveSessionStore:
     def __init__(self, connection: redis.Redis, ttl_seconds: int) -> None:
         self.redis = connection
         self.ttl_seconds = ttl_seconds
+        self._acquire = connection.register_script(_ACQUIRE)
         self._save_and_release = connection.register_script(_SAVE_AND_RELEASE)
         self._release = connection.register_script(_RELEASE)
 
@@ -129,20 +141,16 @@ class LiveSessionStore:
         return LiveSession.from_json(self.redis.get(STATE_PREFIX + session_key))
 
     def acquire(self, session_key: str, *, rate_key: str | None = None) -> HeldSession:
-        """Count the request against `rate_key`, try the lock and read the state, in one round trip. The state is
-        kept only when the lock was taken; otherwise `wait` takes the lock and reads it again."""
+        """Count the request against `rate_key`, try the lock and read the state, in one round trip (one script: a
+        pipeline of four commands cost twice the client-side work). The state is kept only when the lock was taken;
+        otherwise `wait` takes the lock and reads it again."""
         held = HeldSession(session_key, uuid.uuid4().hex, locked=False)
-        pipeline = self.redis.pipeline(transaction=False)
-        if rate_key is not None:
-            pipeline.incr(rate_key)
-            pipeline.expire(rate_key, self.RATE_KEY_SECONDS)
-        pipeline.set(LOCK_PREFIX + session_key, held.token, nx=True, px=self.LOCK_TIMEOUT_SECONDS * 1000)
-        pipeline.get(STATE_PREFIX + session_key)
-        results = pipeline.execute()
-        if rate_key is not None:
-            held.rate_count = int(results[0])
-        held.locked = bool(results[-2])
-        held.live = LiveSession.from_json(results[-1]) if held.locked else None
+        keys = [LOCK_PREFIX + session_key, STATE_PREFIX + session_key, rate_key or ""]
+        args = [held.token, self.LOCK_TIMEOUT_SECONDS * 1000, self.RATE_KEY_SECONDS if rate_key else 0]
+        count, locked, raw_state = self._acquire(keys=keys, args=args)
+        held.rate_count = None if rate_key is None else int(count)
+        held.locked = bool(locked)
+        held.live = LiveSession.from_json(raw_state) if held.locked else None
         return held
 
     def wait(self, held: HeldSession) -> None:
