@@ -73,7 +73,8 @@ class Services:
         `conversations.repository.DraftRepository.save_answer`)."""
         with self.session_factory() as session:
             yield session
-            session.commit()
+            if session.in_transaction():  # nothing ran: nothing to commit (an empty commit costs a survey hop)
+                session.commit()
 
     @property
     def channels(self) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def identify(session: Session, inbound: Inbound, now: datetime, default_region: 
         return Caller(phone=phone, role="officer", staff_id=staff.id)
     clients = accounts.clients_on_phone(session, phone, default_region=default_region)
     if clients:
-        return Caller(phone=phone, role="client", client_ids=tuple(client.id for client in clients))
+        return Caller(phone=phone, role="client", client_ids=tuple(client.id for client in clients), rows=tuple(clients))
     return Caller(phone=phone, role="unknown")
 
 
@@ -128,8 +128,16 @@ def translator(session: Session, services: Services, caller: Caller, state: Stat
     return gettext_for(language_of(session, services, caller, state))
 
 
-def language_of(session: Session, services: Services, caller: Caller, state: State | None) -> str:
-    """The client's language, else the officer's, else their office's default, else the MFI's default."""
+def language_of(
+    session: Session,
+    services: Services,
+    caller: Caller,
+    state: State | None,
+    *,
+    client_row: Callable[[int], Client | None] | None = None,
+) -> str:
+    """The client's language, else the officer's, else their office's default, else the MFI's default.
+    `client_row` reads a client (the conversation's runner passes its own, which keeps the rows of the hop)."""
     default = services.settings.default_locale
     person: Client | Staff | None
     if caller.role == "officer" and caller.staff_id is not None:
@@ -138,7 +146,8 @@ def language_of(session: Session, services: Services, caller: Caller, state: Sta
         client_id = active_client_id(caller, state)
         if client_id is None and caller.client_ids:
             client_id = caller.client_ids[0]
-        person = session.get(Client, client_id) if client_id is not None else None
+        read = client_row or (lambda cid: session.get(Client, cid))
+        person = read(client_id) if client_id is not None else None
     if person is None:
         return default
     if person.language:

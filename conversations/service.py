@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,8 @@ class Caller:
     role: str  # client | officer | unknown
     client_ids: tuple[int, ...] = ()
     staff_id: int | None = None
+    # The client rows read while identifying the caller, kept for the rest of this hop (never saved with the session).
+    rows: tuple[Client, ...] = field(default=(), compare=False, repr=False)
 
 
 def handle_inbound(services: Services, inbound: Inbound, *, now: datetime | None = None) -> list[Reply]:
@@ -214,7 +216,7 @@ class _EffectRunner:
         self._client_refs: tuple[ClientRef, ...] | None = None
         # The session's identity map holds rows weakly: keeping the rows read here for the hop lets every later
         # `session.get` in this hop find them instead of selecting them again.
-        self._rows: dict[int, Client | None] = {}
+        self._rows: dict[int, Client | None] = {row.id: row for row in caller.rows}
 
     def ppi_config(self) -> surveys.PpiConfig | None:
         """The MFI's PPI settings, read once per hop (the engine may be called several times in one hop)."""
@@ -322,7 +324,9 @@ class _EffectRunner:
         """The caller's language, worked out once per hop for each client the state can point at."""
         key = handlers.active_client_id(self.caller, state)
         if key not in self._languages:
-            self._languages[key] = handlers.language_of(self.session, self.services, self.caller, state)
+            self._languages[key] = handlers.language_of(
+                self.session, self.services, self.caller, state, client_row=self.client_row
+            )
         return self._languages[key]
 
 
