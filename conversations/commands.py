@@ -63,8 +63,10 @@ def keyword_replies(
 def officer_shortcut(inbound: Inbound, caller: Caller) -> list[Any] | None:
     """`PPI <client-id>` from an officer: walk the officer menu to "1 Survey for a client" and enter the id, so the
     question-by-question survey by SMS is the same dialogue as on USSD."""
+    if caller.role != "officer":
+        return None
     keyword = parse_keyword(inbound.text)
-    if caller.role != "officer" or keyword is None or keyword.name != "ppi" or len(keyword.args) != 1:
+    if keyword is None or keyword.name != "ppi" or len(keyword.args) != 1:
         return None
     return [Start(), UserInput(OFFICER_MENU_SURVEY_KEY), UserInput(keyword.args[0])]
 

@@ -111,12 +111,7 @@ class State:
         """Rebuild a state; a missing, foreign or older-version payload gives a fresh state instead of an error."""
         if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
             return cls()
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for spec in fields(cls):
-            default = getattr(defaults, spec.name)
-            value = data.get(spec.name, default)
-            values[spec.name] = _coerce(value, default, spec.name)
+        values = {name: _coerce(data.get(name, default), default, name) for name, default in _STATE_DEFAULTS.items()}
         try:
             return cls(**values)
         except (TypeError, ValueError):
@@ -124,6 +119,7 @@ class State:
 
 
 _STATE_FIELDS = fields(State)
+_STATE_DEFAULTS = {spec.name: getattr(State(), spec.name) for spec in _STATE_FIELDS}
 _OPTIONAL_INT = {"client_id"}
 _OPTIONAL_STR = {"notice", "client_label", "scorecard_id", "pin_purpose", "after_pin", "info_title", "consent_version"}
 _OPTIONAL_BOOL = {"consent_current", "consent_granted"}

@@ -73,13 +73,13 @@ def _handle_input(state: State, node: Node, text: str, context: Context, _: Tran
     if key == HOME_KEY:
         home = goto(state, home_node(state, context), reviewing=False, after_pin=None, pin_purpose=None)
         return _show(home, context, _)
-    page_count = len(_pages(_screen(state, node, context, _), context, _))
     if key == MORE_KEY and not node.free_text:
-        if state.page + 1 < page_count:
+        if state.page + 1 < _page_count(state, node, context, _):
             return _show(replace(state, page=state.page + 1, invalid=0), context, _)
         return _invalid(state, _("There is nothing more to show."), context, _)
     if key == BACK_KEY:
         if state.page > 0:
+            page_count = _page_count(state, node, context, _)
             return _show(replace(state, page=min(state.page, page_count) - 1, invalid=0), context, _)
         if node.on_back is not None:
             return _finish(node.on_back(state, context, _), context, _)
@@ -136,6 +136,11 @@ def _screen(state: State, node: Node, context: Context, _: Translate) -> ScreenS
     """The node's screen, with the pending notice (error reason, confirmation) above its title."""
     spec = node.screen(state, context, _) if node.screen is not None else ScreenSpec("")
     return replace(spec, title=with_notice(state.notice, spec.title))
+
+
+def _page_count(state: State, node: Node, context: Context, _: Translate) -> int:
+    """How many pages the current screen has: rendered only for "More" and "Back", not for every answer."""
+    return len(_pages(_screen(state, node, context, _), context, _))
 
 
 def _pages(spec: ScreenSpec, context: Context, _: Translate) -> tuple[Page, ...]:

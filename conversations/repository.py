@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import redis
+from redis.commands.core import Script
 from sqlalchemy import JSON, DateTime, TextClause, bindparam, delete, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -103,6 +105,18 @@ return 0
 """
 
 
+_SCRIPTS: WeakKeyDictionary[redis.Redis, tuple[Script, Script, Script]] = WeakKeyDictionary()
+
+
+def _scripts(connection: redis.Redis) -> tuple[Script, Script, Script]:
+    """The store's three scripts on `connection`, registered once per connection (a store is made for every hop)."""
+    scripts = _SCRIPTS.get(connection)
+    if scripts is None:
+        scripts = tuple(connection.register_script(script) for script in (_ACQUIRE, _SAVE_AND_RELEASE, _RELEASE))
+        _SCRIPTS[connection] = scripts  # type: ignore[assignment]
+    return scripts  # type: ignore[return-value]
+
+
 @dataclass
 class HeldSession:
     """One hop's hold on a session: its lock token, the state it loaded, and what it will write back on release."""
@@ -133,9 +147,7 @@ class LiveSessionStore:
     def __init__(self, connection: redis.Redis, ttl_seconds: int) -> None:
         self.redis = connection
         self.ttl_seconds = ttl_seconds
-        self._acquire = connection.register_script(_ACQUIRE)
-        self._save_and_release = connection.register_script(_SAVE_AND_RELEASE)
-        self._release = connection.register_script(_RELEASE)
+        self._acquire, self._save_and_release, self._release = _scripts(connection)
 
     def load(self, session_key: str) -> LiveSession | None:
         return LiveSession.from_json(self.redis.get(STATE_PREFIX + session_key))
