@@ -47,6 +47,18 @@ def test_parse_rejects_unusable_values(field: str, value: str) -> None:
         AfricasTalkingUSSD().parse(form_request(form))
 
 
+def test_the_phone_is_read_the_same_on_every_hop_of_a_session() -> None:
+    """Phone numbers are normalised once and remembered: a good number keeps its E.164 form on every hop (with or
+    without AT's plus), and a bad one is refused on every hop, not only the first."""
+    channel = AfricasTalkingUSSD()
+    form = fixture_form("at_ussd_menu_path.form")
+    senders = [channel.parse(form_request(form | {"phoneNumber": raw}))[0].sender for raw in ("254711000111",) * 3]
+    assert senders == ["+254711000111"] * 3
+    for _ in range(3):
+        with pytest.raises(BadRequest, match="phoneNumber"):
+            channel.parse(form_request(form | {"phoneNumber": "+2547"}))
+
+
 RESPOND_TABLE = [
     ("question continues", [Reply("Je, una redio?\n1. Ndiyo\n2. Hapana")], "CON Je, una redio?\n1. Ndiyo\n2. Hapana"),
     ("final reply ends", [Reply("Asante!", final=True)], "END Asante!"),
