@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, Flask, Request, Response, jsonify, request
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 import bootstrap
@@ -63,7 +63,7 @@ class _NoSessionOnWebhooks(SecureCookieSessionInterface):
     """Providers call the webhooks with no cookie and need no session: skipping the signed-cookie machinery there
     saves work on every USSD hop. /impact and the simulator keep their sessions."""
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path.startswith("/webhooks/"):
             return self.make_null_session(app)
         return super().open_session(app, request)

@@ -57,7 +57,8 @@ def identify(session: Session, inbound: Inbound, now: datetime, default_region: 
         return Caller(phone=phone, role="officer", staff_id=staff.id)
     clients = accounts.clients_on_phone(session, phone, default_region=default_region)
     if clients:
-        return Caller(phone=phone, role="client", client_ids=tuple(client.id for client in clients), rows=tuple(clients))
+        ids = tuple(client.id for client in clients)
+        return Caller(phone=phone, role="client", client_ids=ids, rows=tuple(clients))
     return Caller(phone=phone, role="unknown")
 
 

@@ -113,8 +113,8 @@ def _scripts(connection: redis.Redis) -> tuple[Script, Script, Script]:
     scripts = _SCRIPTS.get(connection)
     if scripts is None:
         scripts = tuple(connection.register_script(script) for script in (_ACQUIRE, _SAVE_AND_RELEASE, _RELEASE))
-        _SCRIPTS[connection] = scripts  # type: ignore[assignment]
-    return scripts  # type: ignore[return-value]
+        _SCRIPTS[connection] = scripts
+    return scripts
 
 
 @dataclass

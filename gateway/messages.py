@@ -6,10 +6,11 @@ can pass them around without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,18 @@ class StatusUpdate:
     reason: str | None = None
 
 
+class HeaderPairs(Protocol):
+    """The request's headers as name/value pairs: a dict, or werkzeug's `Headers` (passed as it is)."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
 @dataclass(frozen=True)
 class WebhookRequest:
     """What an adapter needs from an HTTP request, without Flask. The full URL is given (`url`) or built when an
     adapter asks for it (`url_of`): only Twilio's signature needs it, and building it costs a USSD hop."""
 
-    headers: Mapping[str, str]
+    headers: HeaderPairs
     form: Mapping[str, str]
     query: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
