@@ -11,14 +11,13 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accounts.limiter import AttemptLimiter
 from accounts.models import ActivationCode, Client, ClientPhone, PinAudit, Staff
+from accounts.phones import normalise_phone
 from accounts.pins import hash_secret, new_activation_code, secret_matches, weak_pin_reason
 from settings import Settings
 
@@ -45,23 +44,6 @@ class PinCheck:
 
 
 # --- look-ups -------------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4096)  # a caller's number is normalised on every look-up of their session's first hop
-def normalise_phone(raw: str, default_region: str | None = None) -> str | None:
-    """E.164 form of `raw` ("0711 000111" with region KE -> "+254711000111"), or None when it is not a number."""
-    text = raw.strip()
-    if not text:
-        return None
-    if default_region is None and not text.startswith("+"):
-        text = "+" + text
-    try:
-        number = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def clients_on_phone(session: Session, phone: str, *, default_region: str | None = None) -> list[Client]:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import ClassVar, Protocol, runtime_checkable
 
-import phonenumbers
-
+from accounts.phones import normalise_phone
 from gateway.messages import Inbound, Outbound, Reply, StatusUpdate, WebhookRequest, WebhookResponse
 from logs import mask_phone as mask_phone  # re-exported for the adapters' log lines
 
@@ -88,25 +86,10 @@ def require_fields(form: Mapping[str, str], *names: str) -> list[str]:
 
 def e164(raw: str, field: str) -> str:
     """Normalise an international phone number to E.164, or `BadRequest` naming the field."""
-    number = _international_e164(raw)
+    number = normalise_phone(raw)
     if number is None:
         raise BadRequest(f"field {field!r} is not a phone number")
     return number
-
-
-@lru_cache(maxsize=4096)
-def _international_e164(raw: str) -> str | None:
-    """Memoised: a USSD session sends the same number on every hop, and parsing it is a tenth of a hop's work."""
-    candidate = raw.strip()
-    if candidate and not candidate.startswith("+"):
-        candidate = "+" + candidate  # providers sometimes drop the plus (Telegram contacts, some AT numbers)
-    try:
-        number = phonenumbers.parse(candidate, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_provider_time(raw: str | None) -> datetime | None:
