@@ -32,10 +32,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1024 * 1024)
     app.extensions["services"] = services
     app.extensions["settings"] = settings
-    app.session_interface = _NoSessionOnWebhooks()
 
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
+    app.session_interface = _NoSessionOnWebhooks(_webhook_prefix())
 
     app.after_request(_security_headers)
     app.register_error_handler(Exception, _unexpected_error)
@@ -59,12 +59,22 @@ def _blueprints() -> list[Blueprint]:
     ]
 
 
+def _webhook_prefix() -> str:
+    import gateway.views
+
+    return f"{gateway.views.blueprint.url_prefix}/"
+
+
 class _NoSessionOnWebhooks(SecureCookieSessionInterface):
     """Providers call the webhooks with no cookie and need no session: skipping the signed-cookie machinery there
-    saves work on every USSD hop. /impact and the simulator keep their sessions."""
+    saves work on every USSD hop. /impact and the simulator keep their sessions. (The session opens before the URL
+    is matched, so the webhooks are known by their blueprint's path prefix.)"""
+
+    def __init__(self, webhook_prefix: str) -> None:
+        self.webhook_prefix = webhook_prefix
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith("/webhooks/"):
+        if request.path.startswith(self.webhook_prefix):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
