@@ -282,12 +282,15 @@ def _submit_survey(runner: _EffectRunner, effect: Any) -> EffectResult:
 
 
 def _find_client(runner: _EffectRunner, effect: Any) -> EffectResult:
+    """The officer's client by external id, with the officer-assisted draft a dropped session left for them."""
     client = runner.session.scalar(select(Client).where(Client.external_id == effect.external_id.strip().upper()))
     if client is None:
         return EffectResult("client_not_found")
-    return EffectResult(
-        "client_found", {"id": client.id, "masked_name": f"{masked_name(client.name)} ({client.external_id})"}
-    )
+    found: dict[str, Any] = {"id": client.id, "masked_name": f"{masked_name(client.name)} ({client.external_id})"}
+    draft = runner.drafts.find(client.id, "officer", runner.now)
+    if draft is not None:
+        found["draft"] = _draft_view(draft, runner.language(None), runner.services)
+    return EffectResult("client_found", found)
 
 
 def _verify_pin(runner: _EffectRunner, effect: Any) -> EffectResult:

@@ -48,11 +48,11 @@ def _find_result(state: State, result: EffectResult, context: Context, _: Transl
     name = result_str(result.data, "masked_name") or ""
     external_id = state.info_title or ""
     label = name if external_id in name else f"{name} ({external_id})"
-    # Keep a draft the shell found for this client until the officer confirms who it is.
+    # Keep a draft the shell found for this client (and the day it was started) until the officer confirms who it is.
     draft = result.data.get("draft")
     answers = survey.draft_answers(draft, context.survey) if isinstance(draft, dict) and context.survey else ()
     confirm = goto(state, "confirm_client", client_id=client_id, client_label=label.strip(), answers=answers)
-    return Outcome(replace(confirm, info_title=None))
+    return Outcome(replace(confirm, info_title=survey.draft_label(draft) if answers else None))
 
 
 def _confirm_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
@@ -66,7 +66,8 @@ def _confirm_input(state: State, text: str, context: Context, _: Translate) -> O
         return Invalid(_("Please choose 1 or 2."))
     if choice == 2 or state.client_id is None:
         return Outcome(goto(state, "find_client", client_id=None, client_label=None))
-    draft = {"answers": {str(index): answer for index, answer in enumerate(state.answers) if answer is not None}}
+    answers = {str(index): answer for index, answer in enumerate(state.answers) if answer is not None}
+    draft = {"answers": answers, "started_at": state.info_title}
     return survey.begin(state, context, _, mode="officer", client_id=state.client_id, draft=draft)
 
 

@@ -38,7 +38,7 @@ def begin(
         answers=answers,
         question=0,
         reviewing=False,
-        info_title=_draft_label(draft),
+        info_title=draft_label(draft),
     )
     return Outcome(state)
 
@@ -58,7 +58,8 @@ def draft_answers(draft: Mapping[str, Any] | None, survey: SurveyScript) -> tupl
     return tuple(answers)
 
 
-def _draft_label(draft: Mapping[str, Any] | None) -> str | None:
+def draft_label(draft: Mapping[str, Any] | None) -> str | None:
+    """The day a draft was started, as the shell formatted it for the resume screen."""
     label = draft.get("started_at") if isinstance(draft, Mapping) else None
     return label[:20] if isinstance(label, str) and label.strip() else None
 

@@ -193,6 +193,56 @@ def test_an_officer_surveys_a_client_and_sees_score_and_band(client, services, s
         assert str(survey.headline_score) in done
 
 
+def _officer_finds_client(phone: Phone) -> str:
+    phone.dial()
+    phone.send("1")
+    phone.send("C0002")
+    return phone.send("1")  # yes, this is the client
+
+
+def test_an_officer_whose_session_dropped_continues_the_clients_survey(client, services, survey_client):
+    with services.transaction() as session:
+        make_staff(session, external_id="S001", phone="+254711000001")
+    phone = Phone(client, number="+254711000001")
+    _officer_finds_client(phone)
+    phone.send("2")
+    phone.send("1")  # answers Q1=2, Q2=1; then the session drops
+    again = Phone(client, number="+254711000001")
+    offer = _officer_finds_client(again)
+    assert "You started a survey on" in offer and "1 Continue survey" in offer and "2 Start again" in offer
+    assert again.send("1").startswith("CON 3/10 ")
+    for _ in range(8):
+        again.send("1")
+    assert again.send("1").startswith("END ")  # submit
+    with services.transaction() as session:
+        survey = session.scalars(select(SurveyResponse)).one()
+        assert survey.mode == "officer"
+        assert [a.option_position for a in sorted(survey.answers, key=lambda a: a.question_number)][:3] == [2, 1, 1]
+        assert session.scalar(select(func.count()).select_from(ConversationDraft)) == 0
+
+
+def test_an_officer_starting_again_discards_the_clients_draft(client, services, survey_client):
+    with services.transaction() as session:
+        make_staff(session, external_id="S001", phone="+254711000001")
+    phone = Phone(client, number="+254711000001")
+    _officer_finds_client(phone)
+    phone.send("3")
+    again = Phone(client, number="+254711000001")
+    _officer_finds_client(again)
+    assert again.send("2").startswith("CON 1/10 ")
+    with services.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(ConversationDraft)) == 0
+
+
+def test_a_clients_own_draft_is_not_offered_to_an_officer(client, services, survey_client):
+    with services.transaction() as session:
+        make_staff(session, external_id="S001", phone="+254711000001")
+    own = Phone(client)
+    _open_survey(own)
+    own.send("4")  # the client's own survey, left unfinished
+    assert _officer_finds_client(Phone(client, number="+254711000001")).startswith("CON 1/10 ")
+
+
 def test_live_state_never_holds_the_raw_ussd_text(client, services, survey_client):
     phone = Phone(client)
     _open_survey(phone)

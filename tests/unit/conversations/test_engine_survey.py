@@ -222,6 +222,17 @@ def test_officer_resumes_a_draft_found_with_the_client() -> None:
     assert SMALL.scorecard_id == "small_1"
 
 
+def test_officer_sees_the_day_the_found_draft_was_started() -> None:
+    session = Session(officer_context())
+    session.start()
+    session.type("1", "C0002")
+    draft = {"answers": {"0": 1}, "scorecard_id": "small_1", "started_at": "3 May"}
+    session.result("client_found", id=42, masked_name="Jo*** Ka***", draft=draft)
+    assert session.screen.startswith("Jo*** Ka*** (C0002)?")  # the confirm screen is not about the draft
+    session.type("1")
+    assert "You started a survey on 3 May." in session.screen and "2 Start again" in session.screen
+
+
 def test_draft_from_an_older_scorecard_is_not_offered() -> None:
     session = _in_survey(draft={"answers": {"0": 1}, "scorecard_id": "small_0", "started_at": "3 May"})
     assert session.screen.startswith("1/3")
