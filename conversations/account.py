@@ -188,9 +188,6 @@ def _lines_result(state: State, result: EffectResult, context: Context, _: Trans
     if result.kind != "lines":
         return _unavailable(state, context, _)
     lines = [line for line in result_lines(result.data, "lines") if line.strip()]
-    stale = result_str(result.data, "stale_label")
-    if stale:
-        lines.append(_("Last updated: %(when)s", when=stale))
     return Outcome(goto(state, "info", lines=tuple(lines), after_pin=None))
 
 

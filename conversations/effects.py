@@ -120,7 +120,8 @@ class ChangePin(Effect):
 
 @dataclass(frozen=True)
 class FetchBalances(Effect):
-    """Results: "lines" {lines: [str], stale_label: str|None}, "service_unavailable"."""
+    """Results: "lines" {lines: [str]}, "service_unavailable". A balance served from the last-known copy says so in
+    its own line."""
 
     kind: ClassVar[str] = "fetch_balances"
     needs_result: ClassVar[bool] = True
@@ -129,7 +130,7 @@ class FetchBalances(Effect):
 
 @dataclass(frozen=True)
 class FetchStatement(Effect):
-    """Results: "lines" {lines, stale_label}, "service_unavailable"."""
+    """Results: "lines" {lines}, "service_unavailable"."""
 
     kind: ClassVar[str] = "fetch_statement"
     needs_result: ClassVar[bool] = True
@@ -138,7 +139,7 @@ class FetchStatement(Effect):
 
 @dataclass(frozen=True)
 class FetchProgress(Effect):
-    """Results: "lines" {lines, stale_label}, "service_unavailable"."""
+    """Results: "lines" {lines}, "service_unavailable"."""
 
     kind: ClassVar[str] = "fetch_progress"
     needs_result: ClassVar[bool] = True

@@ -353,9 +353,7 @@ def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
     currency = runner.services.settings.currency
     if kind == "progress":
         history = surveys.client_surveys(runner.session, client.id)
-        return EffectResult(
-            "lines", {"lines": presenter.progress_lines(history, translate, language), "stale_label": None}
-        )
+        return EffectResult("lines", {"lines": presenter.progress_lines(history, translate, language)})
     try:
         banking = build_core_banking(runner.services, runner.session)
         if kind == "balances":
@@ -364,7 +362,7 @@ def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
             lines = presenter.statement_lines(banking.statement(client, limit=5), translate, language, currency)
     except CoreBankingUnavailable:
         return EffectResult("service_unavailable")
-    return EffectResult("lines", {"lines": lines, "stale_label": None})
+    return EffectResult("lines", {"lines": lines})
 
 
 def _consent_text(runner: _EffectRunner, effect: Any) -> EffectResult:

@@ -221,7 +221,7 @@ def pin_flow(walk: Walk) -> None:
     walk.result("pin_wrong")
     walk.type("4826")
     walk.result("pin_ok")
-    walk.result("lines", lines=balances(walk.language), stale_label="20 Nov 09:30")
+    walk.result("lines", lines=balances(walk.language))
     assert walk.state is not None and walk.state.node == "info"
     walk.type("5", "0", "3")
     walk.result("lines", lines=statement(walk.language))

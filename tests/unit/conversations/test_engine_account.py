@@ -32,16 +32,16 @@ def test_balances_ask_for_the_pin_then_fetch() -> None:
     assert step.effects == (VerifyPin(JANE.id, "4826"),) and step.replies == ()
     step = session.result("pin_ok")
     assert step.effects == (FetchBalances(JANE.id),)
-    step = session.result("lines", lines=["Savings: KES 1,200", "Loan due: KES 500"], stale_label="10:00")
-    assert "Balances" in step.replies[0].text and "Savings: KES 1,200" in step.replies[0].text
-    assert "Last updated: 10:00" in step.replies[0].text
+    step = session.result("lines", lines=["Savings: KES 1,200 (as of 20 Nov)", "Loan due: KES 500"])
+    assert "Balances" in step.replies[0].text and "Savings: KES 1,200 (as of 20 Nov)" in step.replies[0].text
+    assert "Loan due: KES 500" in step.replies[0].text
 
 
 def test_pin_is_asked_only_once_per_session() -> None:
     session = _at_menu()
     session.type("3", "4826")
     session.result("pin_ok")
-    session.result("lines", lines=["1 May deposit 200"], stale_label=None)
+    session.result("lines", lines=["1 May deposit 200"])
     session.type("00")
     step = session.type("4")
     assert step.effects == (FetchProgress(JANE.id),)

@@ -91,7 +91,6 @@ results = st.builds(
                 "attempts_left",
                 "minutes",
                 "lines",
-                "stale_label",
                 "text",
                 "what_is_shared",
                 "version",
