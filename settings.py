@@ -42,6 +42,8 @@ class Settings:
     activation_code_ttl_hours: int = 24
     balance_cache_seconds: int = 60
     rate_limit_per_phone_per_minute: int = 60
+    # Main-menu entries switched off, comma-separated (names: conversations.menus.MAIN_MENU).
+    menu_off: str = ""
     rate_limit_per_key_per_minute: int = 120
 
     at_username: str = ""
@@ -77,6 +79,10 @@ class Settings:
         return self.app_env == "production"
 
     @property
+    def menu_off_names(self) -> tuple[str, ...]:
+        return tuple(name for name in (part.strip().lower() for part in self.menu_off.split(",")) if name)
+
+    @property
     def uses_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -102,6 +108,12 @@ class Settings:
             raise SettingsError(f"CORE_BANKING must be ledger or fineract, not {self.core_banking!r}")
         if self.core_banking == "fineract" and not self.fineract_url:
             raise SettingsError("CORE_BANKING=fineract needs FINERACT_URL")
+        from conversations.menus import switched_off  # the menu's names live with the menu
+
+        try:
+            switched_off(self.menu_off_names)
+        except ValueError as exc:
+            raise SettingsError(f"MENU_OFF has {exc}") from None
         if not self.is_production:
             return
         problems = []

@@ -64,7 +64,6 @@ class Context:
     channel: str = "ussd"
     role: str = "client"
     clients: tuple[ClientRef, ...] = ()
-    authenticated_client_id: int | None = None
     survey: SurveyScript | None = None
     draft: Mapping[str, Any] | None = None
     show_band_to_client: bool = False

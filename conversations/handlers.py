@@ -24,6 +24,7 @@ from accounts.limiter import build_limiter
 from accounts.models import ChatLink, Client, Office, Staff
 from bootstrap import Services
 from conversations import effects as fx
+from conversations import menus
 from conversations.dialogue import Context, EffectResult, State
 from conversations.scripts import SurveyScript, survey_script
 from conversations.survey import SURVEY_NODES
@@ -183,13 +184,18 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
         channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),
         role=caller.role,
         clients=runner.client_refs(),
-        authenticated_client_id=None,
         survey=script,
         draft=_draft_view(draft, language, services) if draft is not None else None,
         show_band_to_client=bool(config and config.show_band_to_client),
         languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
         pin_status=pin_status,
+        features=_menu_features(services.settings.menu_off_names),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _menu_features(switched_off: tuple[str, ...]) -> dict[str, bool]:
+    return menus.switched_off(switched_off)  # checked when the service starts (bootstrap.build)
 
 
 @functools.lru_cache(maxsize=64)

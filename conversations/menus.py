@@ -6,6 +6,8 @@ switched off with `Context.features` without renumbering the others, so printed 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from conversations import account, officer, preferences, survey
 from conversations.dialogue import Context, State, Translate
 from conversations.nodes import N_, Invalid, Node, Outcome, feature_on, goto, parse_number
@@ -23,6 +25,15 @@ MAIN_MENU: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def switched_off(names: Iterable[str]) -> dict[str, bool]:
+    """`Context.features` for main-menu entries switched off by name; ValueError names any unknown one."""
+    known = {name for _key, name, _label in MAIN_MENU}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown menu entries {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return {name: False for name in names}
+
+
 def begin(context: Context, _: Translate) -> Outcome:
     """The first screen of a session, chosen from who is calling."""
     fresh = State()
@@ -31,9 +42,6 @@ def begin(context: Context, _: Translate) -> Outcome:
     if context.role != "client" or not context.clients:
         text = _("This phone number is not registered with us. Please visit your branch.")
         return Outcome(goto(fresh, "end"), final=text)
-    known_ids = {client.id for client in context.clients}
-    if context.authenticated_client_id in known_ids:
-        return Outcome(goto(fresh, "menu", client_id=context.authenticated_client_id))
     if len(context.clients) == 1:
         return Outcome(goto(fresh, "menu", client_id=context.clients[0].id))
     return Outcome(goto(fresh, "who"))

@@ -57,6 +57,12 @@ def test_settings_reject_a_malformed_number_naming_the_variable():
         Settings.from_env({"PIN_MAX_ATTEMPTS": "three"})
 
 
+def test_menu_off_names_an_unknown_entry_and_lists_the_known_ones():
+    with pytest.raises(SettingsError, match=r"MENU_OFF has unknown menu entries balance; known: balances, "):
+        Settings.from_env({"MENU_OFF": "survey,balance"})
+    assert Settings.from_env({"MENU_OFF": " Balances, statement ,"}).menu_off_names == ("balances", "statement")
+
+
 def test_pages_send_security_headers(client):
     headers = client.get("/healthz").headers
     assert headers["X-Content-Type-Options"] == "nosniff"

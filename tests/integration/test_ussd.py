@@ -243,6 +243,23 @@ def test_a_clients_own_draft_is_not_offered_to_an_officer(client, services, surv
     assert _officer_finds_client(Phone(client, number="+254711000001")).startswith("CON 1/10 ")
 
 
+def test_menu_entries_switched_off_in_settings_are_hidden_and_the_others_keep_their_numbers(settings, survey_client):
+    from dataclasses import replace
+
+    from app import create_app
+
+    ppi_only = create_app(replace(settings, menu_off="balances,statement,change_pin"))
+    try:
+        phone = Phone(ppi_only.test_client())
+        menu = phone.dial()
+        assert "1 PPI survey" in menu and "4 My progress" in menu and "6 Language" in menu
+        assert "Balances" not in menu and "Mini-statement" not in menu and "Change PIN" not in menu
+        assert "Please choose from the menu." in phone.send("2")
+        assert phone.send("1").startswith("CON 1/10 ")  # the survey is still 1
+    finally:
+        ppi_only.extensions["services"].dispose()
+
+
 def test_live_state_never_holds_the_raw_ussd_text(client, services, survey_client):
     phone = Phone(client)
     _open_survey(phone)

@@ -41,13 +41,6 @@ def test_shared_phone_back_from_menu_lets_another_person_choose() -> None:
     assert "Who is speaking?" in session.screen
 
 
-def test_authenticated_client_skips_who_is_speaking() -> None:
-    session = Session(client_context(clients=(JANE, OTIENO), authenticated_client_id=OTIENO.id))
-    session.start()
-    assert session.state is not None and session.state.client_id == OTIENO.id
-    assert "1 PPI survey" in session.screen
-
-
 def test_unknown_phone_gets_polite_final_message() -> None:
     step = Session(client_context(role="unknown", clients=())).start()
     assert step.finished and step.replies[0].final
