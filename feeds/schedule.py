@@ -48,19 +48,22 @@ def ensure_daily(services: Services, *, now: datetime | None = None) -> datetime
 def survey_changed(services: Services) -> bool:
     """Debounced rebuild after survey submissions: the first change in a 10-minute window schedules one push job
     for the end of the window; later changes in the window do nothing. Returns True when a push was scheduled.
-    The facts' catch-up is debounced the same way over half a minute. Inline (no Redis, no scheduler): nothing is
-    scheduled; readers catch the facts up, and the daily run or `feed push` picks the change up."""
+    The facts' catch-up is debounced the same way over half a minute. Both windows are claimed in one Redis round
+    trip (this runs on every survey a USSD hop submits). Inline (no Redis, no scheduler): nothing is scheduled;
+    readers catch the facts up, and the daily run or `feed push` picks the change up."""
     if services.jobs_inline:
         return False
     from feeds import jobs
 
-    _once_per_window(services, CATCH_UP_KEY, CATCH_UP_AFTER, jobs.catch_up_facts)
-    return _once_per_window(services, DEBOUNCE_KEY, DEBOUNCE, jobs.push)
-
-
-def _once_per_window(services: Services, key: str, window: timedelta, job: Callable[[], Any]) -> bool:
-    """Schedule `job` for the end of `window` unless `key` says it already is; True when this call scheduled it."""
-    if not services.redis.set(key, "1", nx=True, ex=int(window.total_seconds())):
-        return False
-    services.queue.enqueue_in(window, job)
-    return True
+    windows: tuple[tuple[str, timedelta, Callable[[], Any]], ...] = (
+        (CATCH_UP_KEY, CATCH_UP_AFTER, jobs.catch_up_facts),
+        (DEBOUNCE_KEY, DEBOUNCE, jobs.push),
+    )
+    pipe = services.redis.pipeline(transaction=False)
+    for key, window, _job in windows:
+        pipe.set(key, "1", nx=True, ex=int(window.total_seconds()))
+    claimed = pipe.execute()
+    for (_key, window, job), first in zip(windows, claimed, strict=True):
+        if first:
+            services.queue.enqueue_in(window, job)
+    return bool(claimed[-1])

@@ -192,19 +192,21 @@ def create_survey(
     scorecard_id: str | None = None,
     submission_key: str | None = None,
     timezone: str | tzinfo | None = None,
+    config: PpiConfig | None = None,
 ) -> SurveyResponse:
     """Score and save a survey for a client, then refresh the client's poverty status.
 
     Uses the configured scorecard unless `scorecard_id` is given (PPI must then be configured and active). A repeated
     `submission_key` returns the survey saved the first time. `timezone` is the MFI's (settings.timezone): the date
     collected may not be after today there. Without it the check only refuses dates that are in the future
-    everywhere (pass it whenever you have settings).
+    everywhere (pass it whenever you have settings). `config` is the PPI settings to use when the caller has read
+    them already (a USSD session keeps those of its first hop); without it they are read here.
     """
     if submission_key is not None:
         existing = _by_submission_key(session, submission_key)
         if existing is not None:
             return existing
-    config = get_config(session)
+    config = config or get_config(session)
     card_id = scorecard_id or _active_scorecard_id(config)
     client = _require_client(session, client_id)
     _require_mode(mode)
