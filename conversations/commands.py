@@ -7,6 +7,7 @@ Returns None when the message is not a keyword, so the dialogue takes it.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -18,12 +19,15 @@ from accounts.models import Client, Staff
 from bootstrap import Services
 from conversations.dialogue import Start, UserInput
 from conversations.keywords import parse_keyword
+from conversations.repository import DraftRepository
 from gateway.messages import Inbound, Reply
 from locales import SUPPORTED, Translate, gettext_for, normalise_locale
 from surveys import service as surveys
 
 if TYPE_CHECKING:
     from conversations.service import Caller
+
+logger = logging.getLogger(__name__)
 
 PENDING_TTL_SECONDS = 15 * 60
 OFFICER_MENU_SURVEY_KEY = "1"  # "1 Survey for a client" in conversations/officer.py
@@ -38,6 +42,8 @@ def keyword_replies(
     keyword = parse_keyword(inbound.text)
     if keyword is None:
         return _consent_or_confirmation(services, session, inbound, caller, now)
+    if caller.role == "officer":
+        _drop_pending_form(services, caller)
     if keyword.name == "help":
         return [
             Reply(
@@ -60,13 +66,17 @@ def keyword_replies(
     return None
 
 
-def officer_shortcut(inbound: Inbound, caller: Caller) -> list[Any] | None:
-    """`PPI <client-id>` from an officer: walk the officer menu to "1 Survey for a client" and enter the id, so the
+def shortcut_events(inbound: Inbound, caller: Caller) -> list[Any] | None:
+    """Keywords that move the dialogue itself. `MENU` (SMS, Telegram) starts it again from the main menu, whatever
+    screen it is on.
+    `PPI <client-id>` from an officer walks the officer menu to "1 Survey for a client" and enters the id, so the
     question-by-question survey by SMS is the same dialogue as on USSD."""
-    if caller.role != "officer":
-        return None
     keyword = parse_keyword(inbound.text)
-    if keyword is None or keyword.name != "ppi" or len(keyword.args) != 1:
+    if keyword is None:
+        return None
+    if keyword.name == "menu" and inbound.channel != "at-ussd":  # USSD has "00"
+        return [Start()]
+    if caller.role != "officer" or keyword.name != "ppi" or len(keyword.args) != 1:
         return None
     return [Start(), UserInput(OFFICER_MENU_SURVEY_KEY), UserInput(keyword.args[0])]
 
@@ -91,6 +101,12 @@ def _change_language(session: Session, caller: Caller, args: tuple[str, ...], tr
 
 def _pending_key(caller: Caller) -> str:
     return f"ppi-confirm:{caller.phone}"
+
+
+def _drop_pending_form(services: Services, caller: Caller) -> None:
+    """A one-shot form waits for the officer's very next message: anything else than YES or NO drops it, so a "Yes"
+    typed later on a dialogue screen cannot save a form the officer previewed minutes before."""
+    services.redis.delete(_pending_key(caller))
 
 
 def _officer_form(
@@ -137,6 +153,8 @@ def _consent_or_confirmation(
 
     answer = parse_consent_reply(inbound.text)
     if answer is None:
+        if caller.role == "officer":
+            _drop_pending_form(services, caller)
         return None
     if caller.role == "officer":
         return _confirm_officer_form(services, session, inbound, caller, now, answer)
@@ -148,7 +166,7 @@ def _consent_or_confirmation(
 def _confirm_officer_form(
     services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime, answer: bool
 ) -> list[Reply] | None:
-    from conversations.handlers import language_of
+    from conversations.handlers import language_of, survey_saved
 
     translate = gettext_for(language_of(session, services, caller, None))
     raw = services.redis.getdel(_pending_key(caller))
@@ -157,19 +175,28 @@ def _confirm_officer_form(
     if not answer:
         return [Reply(translate("Not saved."))]
     pending = json.loads(raw)
+    config = surveys.get_config(session)
+    if config is None or not config.active:  # switched off since the preview
+        return [Reply(translate("PPI surveys are not active."))]
     today = now.astimezone(ZoneInfo(services.settings.timezone)).date()
-    response = surveys.create_survey(
-        session,
-        pending["client_id"],
-        pending["answers"],
-        date_collected=today,
-        mode="officer",
-        channel=inbound.channel,
-        officer_id=caller.staff_id,
-        now=now,
-        submission_key=f"sms:{inbound.provider_message_id}" if inbound.provider_message_id else None,
-        timezone=services.settings.timezone,
-    )
+    try:
+        response = surveys.create_survey(
+            session,
+            pending["client_id"],
+            pending["answers"],
+            date_collected=today,
+            mode="officer",
+            channel=inbound.channel,
+            officer_id=caller.staff_id,
+            now=now,
+            submission_key=f"sms:{inbound.provider_message_id}" if inbound.provider_message_id else None,
+            timezone=services.settings.timezone,
+            config=config,
+        )
+    except surveys.SurveyError:  # the client or the scorecard went away since the preview
+        logger.warning("a one-shot officer survey was not saved")
+        return [Reply(translate("Not saved."))]
+    survey_saved(services, DraftRepository(session), pending["client_id"], "officer")
     return [
         Reply(translate("Saved: score %(score)s, %(band)s.", score=response.headline_score, band=response.band or "-"))
     ]

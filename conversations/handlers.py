@@ -26,6 +26,7 @@ from bootstrap import Services
 from conversations import effects as fx
 from conversations import menus
 from conversations.dialogue import Context, EffectResult, State
+from conversations.repository import DraftRepository
 from conversations.scripts import SurveyScript, survey_script
 from conversations.survey import SURVEY_NODES
 from feeds.schedule import survey_changed
@@ -278,13 +279,20 @@ def _submit_survey(runner: _EffectRunner, effect: Any) -> EffectResult:
             now=runner.now,
             scorecard_id=effect.scorecard_id or None,
             timezone=runner.services.settings.timezone,
+            config=runner.ppi_config(),
         )
     except surveys.SurveyError as exc:
         logger.warning("survey not saved: %s", exc)
         return EffectResult("service_unavailable")
-    runner.drafts.discard(effect.client_id, effect.mode)
-    survey_changed(runner.services)  # the portal feed is rebuilt, debounced
+    survey_saved(runner.services, runner.drafts, effect.client_id, effect.mode)
     return EffectResult("survey_submitted", {"band": response.band, "headline_score": response.headline_score})
+
+
+def survey_saved(services: Services, drafts: DraftRepository, client_id: int, mode: str) -> None:
+    """What follows a survey saved from a conversation (the dialogue's or the officer's one-shot SMS form): its draft
+    is done with, and the portal feed is rebuilt, debounced."""
+    drafts.discard(client_id, mode)
+    survey_changed(services)
 
 
 def _find_client(runner: _EffectRunner, effect: Any) -> EffectResult:

@@ -131,7 +131,7 @@ def _converse(
         handled = commands.keyword_replies(services, session, inbound, caller, now)
         if handled is not None:
             return handled, live
-    events = commands.officer_shortcut(inbound, caller) or _events(inbound, live)
+    events = commands.shortcut_events(inbound, caller) or _events(inbound, live)
     if live is None:
         live = LiveSession(state={})
     if inbound.channel == "at-ussd":

@@ -132,6 +132,54 @@ def test_officer_one_shot_form_shows_score_and_band_then_saves_on_yes(client, se
         assert str(survey.headline_score) in preview
 
 
+def test_a_one_shot_form_saved_on_yes_closes_the_officers_draft_for_that_client(client, services, people, run_jobs):
+    for text in ("PPI C0002", "1", "2", "1"):  # the question-by-question survey, two answers, then left
+        at_sms(client, OFFICER_PHONE, text)
+    at_sms(client, OFFICER_PHONE, "PPI C0002 1 1 1 1 1 1 1 1 1 1")
+    at_sms(client, OFFICER_PHONE, "YES")
+    run_jobs()
+    assert outbox_texts(services, OFFICER_PHONE)[-1].startswith("Saved")
+    with services.transaction() as session:
+        assert len(session.scalars(select(SurveyResponse)).all()) == 1
+        assert session.scalars(select(ConversationDraft)).all() == []
+    at_sms(client, OFFICER_PHONE, "PPI C0002")
+    at_sms(client, OFFICER_PHONE, "1")  # yes, this client: a fresh survey, not "Continue" of the one just saved
+    run_jobs()
+    assert outbox_texts(services, OFFICER_PHONE)[-1].startswith("1/10")
+
+
+def test_a_one_shot_form_waits_for_the_very_next_message_only(client, services, people, run_jobs):
+    with services.transaction() as session:
+        make_client(session, external_id="C0003", name="John Kamau", phones=["+254700000099"], language="en")
+    at_sms(client, OFFICER_PHONE, "PPI C0002 1 1 1 1 1 1 1 1 1 1")  # previewed, not confirmed
+    at_sms(client, OFFICER_PHONE, "PPI C0003")  # then another client's survey
+    at_sms(client, OFFICER_PHONE, "Yes")  # meant for the dialogue's "is this the client?"
+    at_sms(client, OFFICER_PHONE, "YES")
+    run_jobs()
+    with services.transaction() as session:
+        assert session.scalars(select(SurveyResponse)).all() == []
+
+
+def test_yes_to_a_one_shot_form_after_ppi_was_switched_off_says_so(client, services, people, run_jobs):
+    at_sms(client, OFFICER_PHONE, "PPI C0002 1 1 1 1 1 1 1 1 1 1")
+    with services.transaction() as session:
+        configure_ppi(session, status="inactive", bands=BANDS)
+    at_sms(client, OFFICER_PHONE, "YES")
+    run_jobs()
+    assert outbox_texts(services, OFFICER_PHONE)[-1] == "PPI surveys are not active."
+    with services.transaction() as session:
+        assert session.scalars(select(SurveyResponse)).all() == []
+
+
+def test_menu_by_sms_in_the_middle_of_a_survey_goes_back_to_the_main_menu(client, services, people, run_jobs):
+    at_sms(client, CLIENT_PHONE, "Hi")
+    at_sms(client, CLIENT_PHONE, "1")  # question 1
+    at_sms(client, CLIENT_PHONE, "MENYU")
+    run_jobs()
+    reply = outbox_texts(services, CLIENT_PHONE)[-1]
+    assert "1 PPI survey" in reply and "Please reply" not in reply
+
+
 def test_officer_sms_ppi_with_a_client_id_starts_the_question_by_question_survey(client, services, people, run_jobs):
     at_sms(client, OFFICER_PHONE, "PPI C0002")
     run_jobs()
