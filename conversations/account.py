@@ -24,7 +24,7 @@ from conversations.effects import (
 from conversations.nodes import N_, Invalid, Node, Outcome, goto, home_node, result_int, result_lines, result_str
 from conversations.screens import ScreenSpec
 
-_PIN = re.compile(r"[0-9]{4,6}")
+_PIN = re.compile(r"[0-9]{4}")  # accounts.pins.PIN_LENGTH: a PIN is 4 digits
 _CODE = re.compile(r"[A-Za-z0-9-]{4,32}")
 
 FETCHES: dict[str, tuple[type[FetchBalances | FetchStatement | FetchProgress], str]] = {
@@ -84,7 +84,7 @@ def _pin_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
 
 
 def _pin_format(_: Translate) -> str:
-    return _("A PIN has 4 to 6 digits.")
+    return _("A PIN has 4 digits.")
 
 
 def _pin_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
@@ -138,7 +138,7 @@ def _activation_result(state: State, result: EffectResult, context: Context, _: 
 
 
 def _new_pin_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
-    return ScreenSpec(_("Choose a new PIN (4 to 6 digits):"), back=True, home=True)
+    return ScreenSpec(_("Choose a new PIN (4 digits):"), back=True, home=True)
 
 
 def _new_pin_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:

@@ -115,6 +115,17 @@ def test_a_weak_pin_is_refused(client, services, activation_code):
         assert session.scalars(select(Client)).one().pin_hash is None
 
 
+def test_the_new_pin_screen_asks_for_the_four_digits_a_pin_has(client, services, activation_code):
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    asked = phone.send(activation_code)
+    assert "Choose a new PIN (4 digits):" in asked
+    assert "A PIN has 4 digits." in phone.send("729461")  # six digits: refused by the screen that asked
+    with services.transaction() as session:
+        assert session.scalars(select(Client)).one().pin_hash is None
+
+
 def test_mini_statement_lists_the_last_five_transactions(client, services, activation_code):
     _activate(Phone(client), activation_code)
     phone = Phone(client)

@@ -57,7 +57,9 @@ def test_malformed_pin_is_refused_without_checking_it() -> None:
     session = _at_menu()
     session.type("2")
     step = session.type("12ab")
-    assert not step.effects and "A PIN has 4 to 6 digits." in step.replies[0].text
+    assert not step.effects and "A PIN has 4 digits." in step.replies[0].text
+    step = session.type("72946")  # five digits: no PIN is that long, so no attempt is spent on it
+    assert not step.effects and "A PIN has 4 digits." in step.replies[0].text
 
 
 def test_wrong_pin_says_how_many_tries_are_left() -> None:
@@ -148,15 +150,15 @@ def test_no_pin_ever_reaches_state_or_replies() -> None:
     session = _at_menu(pin_status="not_set")
     session.type("7", "AB12CD")
     session.result("activation_ok")
-    session.type("583920")
+    session.type("5839")
     session.result("pin_staged")
-    session.type("583920")
+    session.type("5839")
     session.result("pin_set")
     session.type("2")
     session.type("00", "7")
     assert "Choose a new PIN" in session.screen
     for step in session.steps:
         stored = json.dumps(step.state.to_json())
-        assert "583920" not in stored and "AB12CD" not in stored
-        assert all("583920" not in reply.text for reply in step.replies)
+        assert "5839" not in stored and "AB12CD" not in stored
+        assert all("5839" not in reply.text for reply in step.replies)
     assert "set_pin" in [kind for step in session.steps for kind in effect_kinds(step)]
