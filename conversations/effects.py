@@ -167,9 +167,10 @@ class RecordConsent(Effect):
 
 @dataclass(frozen=True)
 class SetLanguage(Effect):
-    """Store the client's language. Result optional: "language_set" (call with the new translator to confirm in
-    the new language)."""
+    """Store the client's language. Result: "language_set"; the engine is then called with the new language's
+    translator, so the confirmation reads in the language just chosen."""
 
     kind: ClassVar[str] = "set_language"
+    needs_result: ClassVar[bool] = True
     client_id: int
     code: str

@@ -111,7 +111,13 @@ def _language_input(state: State, text: str, context: Context, _: Translate) -> 
     if state.client_id is None:
         return _to_home(state, context, _)
     code, name = context.languages[number - 1]
-    return Outcome(goto(state, "language_done", lines=(name,)), effects=(SetLanguage(state.client_id, code),))
+    choice = goto(state, "await_language", lines=(name,))
+    return Outcome(choice, effects=(SetLanguage(state.client_id, code),), wait=True)
+
+
+def _language_set(state: State, result: EffectResult, context: Context, _: Translate) -> Outcome:
+    # Drawn after the shell stored the language, so `_` is already the new language's: the confirmation reads in it.
+    return Outcome(goto(state, "language_done"))
 
 
 def _language_done_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
@@ -125,5 +131,6 @@ NODES = (
     Node("consent_shared", _shared_screen, _back_only, on_back=_shared_back),
     Node("consent_done", _consent_done_screen, _back_only, on_back=_to_home),
     Node("language", _language_screen, _language_input, on_back=_to_home),
+    Node("await_language", on_result=_language_set, fallback="menu"),
     Node("language_done", _language_done_screen, _back_only, on_back=_to_home),
 )

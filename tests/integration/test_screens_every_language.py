@@ -281,7 +281,9 @@ def preferences_flow(walk: Walk) -> None:
         walk.type("9", "3", "5", "0", choice, "0")
     walk.type("5")
     walk.result("service_unavailable")
-    walk.type("6", "9", "2", "98", "0")
+    walk.type("6", "9", "2")
+    walk.result("language_set")
+    walk.type("98", "0")
     walk.start(languages=())
     walk.type("6", "x", "x", "x")  # too many invalid replies at the menu
     walk.start(clients=())

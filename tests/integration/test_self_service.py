@@ -160,7 +160,8 @@ def test_the_language_picker_switches_the_menu_to_swahili(client, services, acti
     languages = phone.send("6")
     assert "Kiswahili" in languages
     swahili_line = next(line for line in languages.split("\n") if "Kiswahili" in line)
-    phone.send(swahili_line.split()[0])
+    confirmed = phone.send(swahili_line.split()[0])
+    assert confirmed.startswith("CON Lugha imebadilishwa: Kiswahili")  # confirmed in the language just chosen
     with services.transaction() as session:
         assert session.scalars(select(Client)).one().language == "sw"
 

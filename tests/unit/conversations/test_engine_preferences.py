@@ -65,7 +65,8 @@ def test_language_list_and_change() -> None:
     session.type("6")
     assert "1 English" in session.screen and "2 Kiswahili" in session.screen
     step = session.type("2")
-    assert step.effects == (SetLanguage(JANE.id, "sw"),)
+    assert step.effects == (SetLanguage(JANE.id, "sw"),) and step.replies == ()  # confirmed once it is stored
+    step = session.result("language_set")
     assert "Language changed: Kiswahili" in step.replies[0].text
 
 
