@@ -206,9 +206,10 @@ def _record_consent_reply(
     services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime, granted: bool
 ) -> list[Reply]:
     from consent import service as consent
+    from conversations.handlers import person_language
 
     client = session.get(Client, caller.client_ids[0])
-    language = normalise_locale(client.language if client else None, services.settings.default_locale)
+    language = person_language(session, client, services.settings.default_locale)
     text = consent.consent_text(language)
     consent.record(
         session,

@@ -151,6 +151,11 @@ def language_of(
             client_id = caller.client_ids[0]
         read = client_row or (lambda cid: session.get(Client, cid))
         person = read(client_id) if client_id is not None else None
+    return person_language(session, person, default)
+
+
+def person_language(session: Session, person: Client | Staff | None, default: str) -> str:
+    """A person's own language, else their office's (or its parents') default, else `default`."""
     if person is None:
         return default
     if person.language:
@@ -362,7 +367,7 @@ def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
     client = runner.session.get(Client, effect.client_id)
     if client is None:
         return EffectResult("service_unavailable")
-    language = normalise_locale(client.language, runner.services.settings.default_locale)
+    language = person_language(runner.session, client, runner.services.settings.default_locale)
     translate = gettext_for(language)
     currency = runner.services.settings.currency
     if kind == "progress":
@@ -383,7 +388,7 @@ def _consent_text(runner: _EffectRunner, effect: Any) -> EffectResult:
     from consent import service as consent
 
     client = runner.session.get(Client, effect.client_id)
-    language = normalise_locale(client.language if client else None, runner.services.settings.default_locale)
+    language = person_language(runner.session, client, runner.services.settings.default_locale)
     text = consent.consent_text(language)
     current = consent.is_sharing(runner.session, effect.client_id)
     return EffectResult(
@@ -401,7 +406,7 @@ def _record_consent(runner: _EffectRunner, effect: Any) -> EffectResult:
         effect.client_id,
         granted=effect.granted,
         text_version=effect.version,
-        language=normalise_locale(client.language if client else None, runner.services.settings.default_locale),
+        language=person_language(runner.session, client, runner.services.settings.default_locale),
         channel=runner.inbound.channel,
         provider_message_id=runner.inbound.provider_message_id,
         officer_id=runner.caller.staff_id,

@@ -260,6 +260,25 @@ def test_menu_entries_switched_off_in_settings_are_hidden_and_the_others_keep_th
         ppi_only.extensions["services"].dispose()
 
 
+def test_a_client_without_a_language_of_their_own_gets_consent_in_their_offices(client, services):
+    from consent import service as consent
+    from consent.models import ConsentEvent
+    from tests.factories import make_office
+
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS)
+        office = make_office(session, default_language="sw")
+        make_client(session, external_id="C0008", name="Jane Wanjiru", phones=[PHONE], office=office)
+    phone = Phone(client)
+    assert "Menyu kuu" in phone.dial()
+    asked = phone.send("5")
+    swahili = consent.consent_text("sw").text.split("\n")[0]
+    assert swahili[:30] in asked and consent.consent_text("en").text.split("\n")[0][:30] not in asked
+    phone.send("1")  # yes
+    with services.transaction() as session:
+        assert session.scalars(select(ConsentEvent)).one().language == "sw"
+
+
 def test_live_state_never_holds_the_raw_ussd_text(client, services, survey_client):
     phone = Phone(client)
     _open_survey(phone)
