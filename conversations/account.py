@@ -110,6 +110,8 @@ def _pin_result(state: State, result: EffectResult, context: Context, _: Transla
             n=minutes,
         )
         return Outcome(goto(state, "end", after_pin=None), final=text)
+    if result.kind == "pin_needs_activation":  # reset by an officer while this session was open
+        return Outcome(goto(state, "activation_code", after_pin=state.after_pin))
     return _unavailable(state, context, _)
 
 

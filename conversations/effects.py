@@ -68,7 +68,8 @@ class FindClient(Effect):
 
 @dataclass(frozen=True)
 class VerifyPin(Effect):
-    """Results: "pin_ok", "pin_wrong" {attempts_left}, "pin_locked" {minutes}."""
+    """Results: "pin_ok", "pin_wrong" {attempts_left}, "pin_locked" {minutes}, "pin_needs_activation" (no PIN is
+    set: an officer reset it since the session began)."""
 
     kind: ClassVar[str] = "verify_pin"
     needs_result: ClassVar[bool] = True

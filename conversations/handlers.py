@@ -324,6 +324,8 @@ def _verify_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
     )
     if check.ok:
         return EffectResult("pin_ok")
+    if check.needs_activation:
+        return EffectResult("pin_needs_activation")
     if check.locked_minutes:
         return EffectResult("pin_locked", {"minutes": check.locked_minutes})
     return EffectResult("pin_wrong", {"attempts_left": check.attempts_left})

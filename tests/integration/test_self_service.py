@@ -104,6 +104,17 @@ def test_three_wrong_pins_lock_the_account_and_an_officer_can_unlock(client, ser
     assert "**1234" in again.send(PIN)
 
 
+def test_a_pin_reset_while_the_client_is_at_the_pin_prompt_asks_for_activation(client, services, activation_code):
+    _activate(Phone(client), activation_code)
+    again = Phone(client)
+    again.dial()
+    assert "PIN" in again.send("2")
+    with services.transaction() as session:
+        accounts.reset_pin(session, session.scalars(select(Client)).one(), actor="staff:S001", now=utcnow())
+    screen = again.send(PIN)
+    assert "Enter the activation code" in screen and "Wrong PIN" not in screen
+
+
 def test_a_weak_pin_is_refused(client, services, activation_code):
     phone = Phone(client)
     phone.dial()

@@ -62,6 +62,13 @@ def test_malformed_pin_is_refused_without_checking_it() -> None:
     assert not step.effects and "A PIN has 4 digits." in step.replies[0].text
 
 
+def test_a_pin_reset_since_the_session_began_leads_to_activation_not_to_wrong_pin() -> None:
+    session = _at_menu()
+    session.type("2", "4826")
+    step = session.result("pin_needs_activation")
+    assert "Enter the activation code" in step.replies[0].text and "Wrong PIN" not in step.replies[0].text
+
+
 def test_wrong_pin_says_how_many_tries_are_left() -> None:
     session = _at_menu()
     session.type("2", "1111")
