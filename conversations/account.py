@@ -178,6 +178,8 @@ def _set_result(state: State, result: EffectResult, context: Context, _: Transla
         return Outcome(goto(verified, home_node(verified, context), after_pin=None), notice=notice)
     if result.kind == "pin_mismatch":
         return Outcome(goto(state, "new_pin"), notice=_("The PINs did not match. Try again."))
+    if result.kind == "pin_stage_expired":  # the new PIN is kept (as a hash) for 5 minutes only
+        return Outcome(goto(state, "new_pin"), notice=_("That took too long. Please choose your new PIN again."))
     if result.kind == "pin_rejected":
         return _rejected(state, result, _)
     return _unavailable(state, context, _)

@@ -101,7 +101,8 @@ class StagePin(Effect):
 @dataclass(frozen=True)
 class SetPin(Effect):
     """Confirmation of a new PIN after activation: set it if it matches the staged one.
-    Results: "pin_set", "pin_mismatch", "pin_rejected" {reason_msgid}."""
+    Results: "pin_set", "pin_mismatch", "pin_stage_expired" (the staged PIN is kept 5 minutes), "pin_rejected"
+    {reason_msgid}."""
 
     kind: ClassVar[str] = "set_pin"
     needs_result: ClassVar[bool] = True

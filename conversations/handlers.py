@@ -351,7 +351,9 @@ def _stage_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
 
 def _set_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
     staged = runner.services.redis.get(_stage_key(effect.client_id))
-    if staged is None or not pins.secret_matches(staged.decode(), effect.pin):
+    if staged is None:
+        return EffectResult("pin_stage_expired")
+    if not pins.secret_matches(staged.decode(), effect.pin):
         return EffectResult("pin_mismatch")
     reason = accounts.set_pin(
         runner.session, effect.client_id, effect.pin, phone=runner.caller.phone or "", now=runner.now

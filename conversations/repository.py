@@ -43,6 +43,7 @@ class LiveSession:
     caller: dict[str, Any] | None = None  # who is on the line, resolved on the session's first hop
     ppi: dict[str, Any] | None = None  # the PPI settings read on the session's first hop (USSD)
     people: dict[str, Any] | None = None  # the caller's clients' first names and languages, read on first use (USSD)
+    touched_at: float | None = None  # when the last hop was handled (Unix seconds)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -54,6 +55,7 @@ class LiveSession:
                 "caller": self.caller,
                 "ppi": self.ppi,
                 "people": self.people,
+                "touched_at": self.touched_at,
             }
         )
 
@@ -71,6 +73,7 @@ class LiveSession:
                 caller=data.get("caller") if isinstance(data.get("caller"), dict) else None,
                 ppi=data.get("ppi") if isinstance(data.get("ppi"), dict) else None,
                 people=data.get("people") if isinstance(data.get("people"), dict) else None,
+                touched_at=float(data["touched_at"]) if data.get("touched_at") is not None else None,
             )
         except (ValueError, TypeError, AttributeError):
             return None

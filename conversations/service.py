@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 MAX_EFFECT_ROUNDS = 12
 MESSAGE_SESSION_TTL_SECONDS = 24 * 3600
+# A verified PIN holds while the session is in use: after this long without a message (SMS and Telegram sessions
+# last a day) it is asked again, so a phone left on a table does not show balances to whoever picks it up.
+PIN_IDLE_SECONDS = 300
 
 
 class BackingServiceDown(Exception):
@@ -142,7 +145,8 @@ def _converse(
             "client_ids": list(caller.client_ids),
             "staff_id": caller.staff_id,
         }
-    state = State.from_json(live.state) if live.state else None
+    state = _forget_idle_pin(State.from_json(live.state), live, now) if live.state else None
+    live.touched_at = now.timestamp()
     replies: list[Reply] = []
     runner = _EffectRunner(services, session, inbound, caller, now)
     if inbound.channel == "at-ussd":
@@ -161,6 +165,11 @@ def _converse(
     if finished and inbound.channel != "at-ussd":
         return replies, None
     return replies, live
+
+
+def _forget_idle_pin(state: State, live: LiveSession, now: datetime) -> State:
+    idle = live.touched_at is None or now.timestamp() - live.touched_at > PIN_IDLE_SECONDS
+    return replace(state, pin_ok=False) if state.pin_ok and idle else state
 
 
 def _caller(services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime) -> Caller:

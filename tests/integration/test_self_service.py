@@ -115,6 +115,44 @@ def test_a_pin_reset_while_the_client_is_at_the_pin_prompt_asks_for_activation(c
     assert "Enter the activation code" in screen and "Wrong PIN" not in screen
 
 
+def test_a_verified_pin_is_asked_again_after_five_quiet_minutes_of_a_day_long_sms_session(services, activation_code):
+    from conversations.service import handle_inbound
+    from gateway.channels.base import sender_session
+    from gateway.messages import Inbound
+
+    start = utcnow()
+    with services.transaction() as session:
+        accounts.set_pin(session, session.scalars(select(Client)).one().id, PIN, phone=PHONE, now=start)
+    sent = iter(range(1, 100))
+
+    def sms(text: str, minute: float) -> str:
+        inbound = Inbound("at-sms", PHONE, text, sender_session("at-sms", PHONE), provider_message_id=f"m{next(sent)}")
+        return handle_inbound(services, inbound, now=start + timedelta(minutes=minute))[-1].text
+
+    sms("Hi", 0)
+    assert "Enter your PIN" in sms("2", 0)
+    assert "**1234" in sms(PIN, 1)
+    sms("00", 2)
+    assert "**1234" in sms("2", 6)  # four minutes after the last message: still verified
+    sms("00", 7)
+    assert "Enter your PIN" in sms("2", 12.5)  # five and a half quiet minutes: asked again
+    assert "**1234" in sms(PIN, 13)
+
+
+def test_a_new_pin_confirmed_after_the_stage_expired_is_asked_again(client, services, activation_code):
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    phone.send(activation_code)
+    phone.send(PIN)  # staged as a hash for five minutes
+    with services.transaction() as session:
+        services.redis.delete(f"pin-stage:{session.scalars(select(Client)).one().id}")  # the five minutes passed
+    screen = phone.send(PIN)
+    assert "That took too long" in screen and "did not match" not in screen
+    with services.transaction() as session:
+        assert session.scalars(select(Client)).one().pin_hash is None
+
+
 def test_a_weak_pin_is_refused(client, services, activation_code):
     phone = Phone(client)
     phone.dial()

@@ -69,6 +69,18 @@ def test_a_pin_reset_since_the_session_began_leads_to_activation_not_to_wrong_pi
     assert "Enter the activation code" in step.replies[0].text and "Wrong PIN" not in step.replies[0].text
 
 
+def test_a_new_pin_confirmed_after_its_stage_expired_is_asked_again_not_called_a_mismatch() -> None:
+    session = _at_menu(pin_status="not_set")
+    session.type("7", "AB12CD")
+    session.result("activation_ok")
+    session.type("5839")
+    session.result("pin_staged")
+    session.type("5839")
+    step = session.result("pin_stage_expired")
+    assert "That took too long" in step.replies[0].text and "did not match" not in step.replies[0].text
+    assert "Choose a new PIN (4 digits):" in step.replies[0].text
+
+
 def test_wrong_pin_says_how_many_tries_are_left() -> None:
     session = _at_menu()
     session.type("2", "1111")

@@ -54,7 +54,8 @@ PIN_NODES = {"pin_entry", "new_pin", "confirm_pin", "activation_code"}
 RESULT_KINDS = (
     "pin_ok", "pin_wrong", "pin_locked", "activation_ok", "activation_bad", "pin_staged", "pin_set", "pin_mismatch",
     "pin_rejected", "lines", "service_unavailable", "consent_text", "consent_recorded", "language_set",
-    "survey_submitted", "client_found", "client_not_found", "answer_saved", "pin_needs_activation", "nonsense",
+    "survey_submitted", "client_found", "client_not_found", "answer_saved", "pin_needs_activation", "pin_stage_expired",
+    "nonsense",
 )  # fmt: skip
 
 wordy = st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs")), max_size=200)
