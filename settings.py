@@ -80,7 +80,7 @@ class Settings:
 
     @property
     def menu_off_names(self) -> tuple[str, ...]:
-        return tuple(name for name in (part.strip().lower() for part in self.menu_off.split(",")) if name)
+        return comma_names(self.menu_off)
 
     @property
     def uses_sqlite(self) -> bool:
@@ -125,6 +125,11 @@ class Settings:
             problems.append("SECRET_KEY is unset")
         if problems:
             raise SettingsError("refusing to start with APP_ENV=production: " + "; ".join(problems))
+
+
+def comma_names(raw: str) -> tuple[str, ...]:
+    """'Balances, statement ,' -> ('balances', 'statement')."""
+    return tuple(name for name in (part.strip().lower() for part in raw.split(",")) if name)
 
 
 def _cast(name: str, raw: str, default: object) -> object:

@@ -71,10 +71,13 @@ def shortcut_events(inbound: Inbound, caller: Caller) -> list[Any] | None:
     screen it is on.
     `PPI <client-id>` from an officer walks the officer menu to "1 Survey for a client" and enters the id, so the
     question-by-question survey by SMS is the same dialogue as on USSD."""
+    ussd = inbound.channel == "at-ussd"
+    if ussd and caller.role != "officer":  # USSD has "00" for the menu: most hops need no parse
+        return None
     keyword = parse_keyword(inbound.text)
     if keyword is None:
         return None
-    if keyword.name == "menu" and inbound.channel != "at-ussd":  # USSD has "00"
+    if keyword.name == "menu" and not ussd:
         return [Start()]
     if caller.role != "officer" or keyword.name != "ppi" or len(keyword.args) != 1:
         return None

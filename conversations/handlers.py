@@ -34,6 +34,7 @@ from gateway.messages import Inbound, Reply
 from gateway.models import SeenMessage
 from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for, normalise_locale
 from scoring.loader import load_for_reader
+from settings import comma_names
 from surveys import service as surveys
 
 if TYPE_CHECKING:
@@ -195,13 +196,14 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
         show_band_to_client=bool(config and config.show_band_to_client),
         languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
         pin_status=pin_status,
-        features=_menu_features(services.settings.menu_off_names),
+        features=_menu_features(services.settings.menu_off),
     )
 
 
 @functools.lru_cache(maxsize=8)
-def _menu_features(switched_off: tuple[str, ...]) -> dict[str, bool]:
-    return menus.switched_off(switched_off)  # checked when the service starts (bootstrap.build)
+def _menu_features(menu_off: str) -> dict[str, bool]:
+    """`Context.features` for the MENU_OFF setting (its names were checked when the settings were read)."""
+    return menus.switched_off(comma_names(menu_off))
 
 
 @functools.lru_cache(maxsize=64)

@@ -43,7 +43,7 @@ class LiveSession:
     caller: dict[str, Any] | None = None  # who is on the line, resolved on the session's first hop
     ppi: dict[str, Any] | None = None  # the PPI settings read on the session's first hop (USSD)
     people: dict[str, Any] | None = None  # the caller's clients' first names and languages, read on first use (USSD)
-    touched_at: float | None = None  # when the last hop was handled (Unix seconds)
+    touched_at: float | None = None  # when the last message was handled (Unix seconds; SMS and Telegram)
 
     def to_json(self) -> str:
         return json.dumps(

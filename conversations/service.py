@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 MAX_EFFECT_ROUNDS = 12
 MESSAGE_SESSION_TTL_SECONDS = 24 * 3600
-# A verified PIN holds while the session is in use: after this long without a message (SMS and Telegram sessions
-# last a day) it is asked again, so a phone left on a table does not show balances to whoever picks it up.
+# A verified PIN holds while an SMS or Telegram session (they last a day) is in use: after this long without a
+# message it is asked again, so a phone left on a table does not show balances to whoever picks it up.
 PIN_IDLE_SECONDS = 300
 
 
@@ -145,8 +145,10 @@ def _converse(
             "client_ids": list(caller.client_ids),
             "staff_id": caller.staff_id,
         }
-    state = _forget_idle_pin(State.from_json(live.state), live, now) if live.state else None
-    live.touched_at = now.timestamp()
+    state = State.from_json(live.state) if live.state else None
+    if inbound.channel != "at-ussd":  # a USSD session ends within minutes by itself
+        state = _forget_idle_pin(state, live, now) if state is not None else None
+        live.touched_at = now.timestamp()
     replies: list[Reply] = []
     runner = _EffectRunner(services, session, inbound, caller, now)
     if inbound.channel == "at-ussd":
