@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from conversations.models import ConversationDraft
@@ -174,9 +175,9 @@ def test_a_request_missing_required_fields_gets_400(client):
 
 def test_an_officer_surveys_a_client_and_sees_score_and_band(client, services, survey_client):
     with services.transaction() as session:
-        officer = make_staff(session, external_id="S001", phone="+254711000001")
+        officer = make_staff(session, external_id="S001", phone=OFFICER_PHONE)
         officer_id = officer.id
-    phone = Phone(client, number="+254711000001")
+    phone = Phone(client, number=OFFICER_PHONE)
     menu = phone.dial()
     assert menu.startswith("CON ")
     phone.send("1")
@@ -193,6 +194,16 @@ def test_an_officer_surveys_a_client_and_sees_score_and_band(client, services, s
         assert str(survey.headline_score) in done
 
 
+OFFICER_PHONE = "+254711000001"
+
+
+@pytest.fixture
+def officer_phone(services) -> str:
+    with services.transaction() as session:
+        make_staff(session, external_id="S001", phone=OFFICER_PHONE)
+    return OFFICER_PHONE
+
+
 def _officer_finds_client(phone: Phone) -> str:
     phone.dial()
     phone.send("1")
@@ -200,14 +211,12 @@ def _officer_finds_client(phone: Phone) -> str:
     return phone.send("1")  # yes, this is the client
 
 
-def test_an_officer_whose_session_dropped_continues_the_clients_survey(client, services, survey_client):
-    with services.transaction() as session:
-        make_staff(session, external_id="S001", phone="+254711000001")
-    phone = Phone(client, number="+254711000001")
+def test_an_officer_whose_session_dropped_continues_the_clients_survey(client, services, survey_client, officer_phone):
+    phone = Phone(client, number=officer_phone)
     _officer_finds_client(phone)
     phone.send("2")
     phone.send("1")  # answers Q1=2, Q2=1; then the session drops
-    again = Phone(client, number="+254711000001")
+    again = Phone(client, number=officer_phone)
     offer = _officer_finds_client(again)
     assert "You started a survey on" in offer and "1 Continue survey" in offer and "2 Start again" in offer
     assert again.send("1").startswith("CON 3/10 ")
@@ -221,26 +230,22 @@ def test_an_officer_whose_session_dropped_continues_the_clients_survey(client, s
         assert session.scalar(select(func.count()).select_from(ConversationDraft)) == 0
 
 
-def test_an_officer_starting_again_discards_the_clients_draft(client, services, survey_client):
-    with services.transaction() as session:
-        make_staff(session, external_id="S001", phone="+254711000001")
-    phone = Phone(client, number="+254711000001")
+def test_an_officer_starting_again_discards_the_clients_draft(client, services, survey_client, officer_phone):
+    phone = Phone(client, number=officer_phone)
     _officer_finds_client(phone)
     phone.send("3")
-    again = Phone(client, number="+254711000001")
+    again = Phone(client, number=officer_phone)
     _officer_finds_client(again)
     assert again.send("2").startswith("CON 1/10 ")
     with services.transaction() as session:
         assert session.scalar(select(func.count()).select_from(ConversationDraft)) == 0
 
 
-def test_a_clients_own_draft_is_not_offered_to_an_officer(client, services, survey_client):
-    with services.transaction() as session:
-        make_staff(session, external_id="S001", phone="+254711000001")
+def test_a_clients_own_draft_is_not_offered_to_an_officer(client, services, survey_client, officer_phone):
     own = Phone(client)
     _open_survey(own)
     own.send("4")  # the client's own survey, left unfinished
-    assert _officer_finds_client(Phone(client, number="+254711000001")).startswith("CON 1/10 ")
+    assert _officer_finds_client(Phone(client, number=officer_phone)).startswith("CON 1/10 ")
 
 
 def test_menu_entries_switched_off_in_settings_are_hidden_and_the_others_keep_their_numbers(settings, survey_client):

@@ -69,12 +69,18 @@ def test_a_pin_reset_since_the_session_began_leads_to_activation_not_to_wrong_pi
     assert "Enter the activation code" in step.replies[0].text and "Wrong PIN" not in step.replies[0].text
 
 
-def test_a_new_pin_confirmed_after_its_stage_expired_is_asked_again_not_called_a_mismatch() -> None:
+def _new_pin_staged(pin: str) -> Session:
+    """A client activates their account and chooses `pin`; the shell has staged it, waiting for the confirmation."""
     session = _at_menu(pin_status="not_set")
-    session.type("7", "AB12CD")
+    session.type("2", "AB12CD")
     session.result("activation_ok")
-    session.type("5839")
+    session.type(pin)
     session.result("pin_staged")
+    return session
+
+
+def test_a_new_pin_confirmed_after_its_stage_expired_is_asked_again_not_called_a_mismatch() -> None:
+    session = _new_pin_staged("5839")
     session.type("5839")
     step = session.result("pin_stage_expired")
     assert "That took too long" in step.replies[0].text and "did not match" not in step.replies[0].text
@@ -134,11 +140,7 @@ def test_bad_activation_code_asks_again() -> None:
 
 
 def test_confirmation_that_does_not_match_starts_the_new_pin_again() -> None:
-    session = _at_menu(pin_status="not_set")
-    session.type("2", "AB12CD")
-    session.result("activation_ok")
-    session.type("5931")
-    session.result("pin_staged")
+    session = _new_pin_staged("5931")
     session.type("5932")
     step = session.result("pin_mismatch")
     assert "did not match" in step.replies[0].text and "Choose a new PIN" in step.replies[0].text
