@@ -216,16 +216,21 @@ def _phone_queries(client: Client) -> list[str]:
 
 
 def _choose_client(hits: Any, client: Client) -> int | None:
+    """The Fineract client behind a phone search: the one whose external id, account number or id is ours. A single
+    hit with no external id of its own is taken as ours; one with another client's external id is not (a phone
+    shared by two clients finds the one Fineract has it for, who may be the other client)."""
     candidates = [hit for hit in hits or [] if str(hit.get("entityType", "CLIENT")).upper() == "CLIENT"]
-    if len(candidates) == 1:
-        return int(candidates[0]["entityId"])
     ours = {client.external_id}
     matching = [
         hit
         for hit in candidates
         if {str(hit.get("entityExternalId")), str(hit.get("entityAccountNo")), str(hit.get("entityId"))} & ours
     ]
-    return int(matching[0]["entityId"]) if len(matching) == 1 else None
+    if len(matching) == 1:
+        return int(matching[0]["entityId"])
+    if len(candidates) == 1 and not matching and not candidates[0].get("entityExternalId"):
+        return int(candidates[0]["entityId"])
+    return None
 
 
 def _active(accounts: Any) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from accounts.corebanking import (
     StatementLine,
     build_core_banking,
 )
-from accounts.fineract import FineractCoreBanking
+from accounts.fineract import ClientNotInCoreBanking, FineractCoreBanking
 from accounts.models import Account, Client, ClientPhone, LoanProduct, Office, Transaction
 from bootstrap import Services
 
@@ -358,3 +358,34 @@ def test_cache_survives_a_corrupt_entry(services: Services, fineract_server: Fak
     cached = CachedCoreBanking(_fineract(fineract_server), services.redis, ttl=60)
 
     assert cached.balances(amina) == AMINA_BALANCES
+
+
+def test_a_phone_search_that_finds_only_the_other_client_on_a_shared_phone_shows_no_balances(services) -> None:
+    import httpx
+
+    from tests.factories import make_client
+
+    with services.transaction() as session:
+        amina = make_client(session, external_id="C0001", name="Amina W", phones=[SHARED_PHONE])
+        baraka = make_client(session, external_id="C0200", name="Baraka O", phones=[SHARED_PHONE])
+
+    def fineract(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v1")
+        if path == "/search":  # Fineract has the shared number for Amina only
+            hit = {"entityId": 42, "entityExternalId": "C0001", "entityType": "CLIENT", "entityAccountNo": "000000042"}
+            return httpx.Response(200, json=[hit])
+        if path == "/clients/42/accounts":
+            savings = {"id": 9, "accountNo": "000000009", "productName": "Savings", "status": {"active": True}}
+            return httpx.Response(200, json={"savingsAccounts": [{**savings, "accountBalance": 1828.03}]})
+        return httpx.Response(404, json={})
+
+    core = FineractCoreBanking(
+        "http://fineract.test/api/v1",
+        "default",
+        "u",
+        "p",
+        http_client=httpx.Client(transport=httpx.MockTransport(fineract)),
+    )
+    assert [balance.balance for balance in core.balances(amina)] == [Decimal("1828.03")]
+    with pytest.raises(ClientNotInCoreBanking):  # the screen says the service is unavailable: never Amina's savings
+        core.balances(baraka)
