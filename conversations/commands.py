@@ -20,6 +20,7 @@ from bootstrap import Services
 from conversations.dialogue import Start, UserInput
 from conversations.keywords import parse_keyword
 from conversations.repository import DraftRepository
+from conversations.survey import SURVEY_NODES
 from gateway.messages import Inbound, Reply
 from locales import SUPPORTED, Translate, gettext_for, normalise_locale
 from surveys import service as surveys
@@ -33,14 +34,28 @@ PENDING_TTL_SECONDS = 15 * 60
 OFFICER_MENU_SURVEY_KEY = "1"  # "1 Survey for a client" in conversations/officer.py
 
 
+# Where the open dialogue itself asks a yes/no question (a PPI question "1 Yes / 2 No", its own consent screen): a
+# "Yes" typed there answers the dialogue, and is never taken as a data-sharing consent.
+DIALOGUE_ANSWERS_YES_NO = SURVEY_NODES | {"consent", "consent_shared"}
+
+
 def keyword_replies(
-    services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime
+    services: Services,
+    session: Session,
+    inbound: Inbound,
+    caller: Caller,
+    now: datetime,
+    *,
+    dialogue_node: str | None = None,
 ) -> list[Reply] | None:
+    """Replies to a keyword message, or None for the dialogue; `dialogue_node` is where the open dialogue waits."""
     from conversations.handlers import language_of
 
     translate = gettext_for(language_of(session, services, caller, None))
     keyword = parse_keyword(inbound.text)
     if keyword is None:
+        if caller.role != "officer" and dialogue_node in DIALOGUE_ANSWERS_YES_NO:
+            return None
         return _consent_or_confirmation(services, session, inbound, caller, now)
     if caller.role == "officer":
         _drop_pending_form(services, caller)

@@ -131,7 +131,8 @@ def _converse(
     if caller.role == "unknown":
         return handlers.unknown_caller_replies(services, session, inbound, caller), None
     if inbound.channel != "at-ussd":
-        handled = commands.keyword_replies(services, session, inbound, caller, now)
+        node = str(live.state.get("node") or "") if live is not None and live.state else None
+        handled = commands.keyword_replies(services, session, inbound, caller, now, dialogue_node=node)
         if handled is not None:
             return handled, live
     events = commands.shortcut_events(inbound, caller) or _events(inbound, live)

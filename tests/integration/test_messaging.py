@@ -272,6 +272,27 @@ def test_consent_by_sms_keywords_in_any_language_grants_revokes_and_grants_again
     assert "lenders" in outbox_texts(services, CLIENT_PHONE)[-1]
 
 
+def test_yes_typed_to_a_yes_no_survey_question_is_an_answer_never_a_consent(client, services, people, run_jobs):
+    from consent.service import history
+
+    for text in ("Hi", "1", "1", "1", "1"):  # the menu, the survey, questions 1-3
+        at_sms(client, CLIENT_PHONE, text)
+    run_jobs()
+    assert (
+        outbox_texts(services, CLIENT_PHONE)[-1].startswith("4/10")
+        and "1 Yes" in outbox_texts(services, CLIENT_PHONE)[-1]
+    )
+    at_sms(client, CLIENT_PHONE, "Yes")  # "yes, we bought rice", not "share my data"
+    run_jobs()
+    assert "share your data" not in outbox_texts(services, CLIENT_PHONE)[-1]
+    with services.transaction() as session:
+        assert history(session, people) == []
+    at_sms(client, CLIENT_PHONE, "00")  # the menu: now a YES is a consent again
+    at_sms(client, CLIENT_PHONE, "YES")
+    run_jobs()
+    assert "You agreed to share your data with lenders" in outbox_texts(services, CLIENT_PHONE)[-1]
+
+
 def test_stop_does_not_change_data_sharing_consent(client, services, people):
     from consent.service import is_sharing
 
