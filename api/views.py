@@ -170,13 +170,13 @@ def list_clients() -> Response:
     return jsonify(items=items, page=page, per_page=per_page, total=total)
 
 
-@blueprint.get("/clients/<external_id>")
+@blueprint.get("/clients/<path:external_id>")  # path: external ids may hold "/" (KE/001/23)
 def get_client(external_id: str) -> Response:
     caller = _require(CLIENT_READERS)
     return jsonify(_read_client(caller, external_id, _client_profile))
 
 
-@blueprint.get("/clients/<external_id>/surveys")
+@blueprint.get("/clients/<path:external_id>/surveys")
 def get_client_surveys(external_id: str) -> Response:
     caller = _require(CLIENT_READERS)
     return jsonify(_read_client(caller, external_id, _survey_history))

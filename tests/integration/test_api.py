@@ -196,6 +196,20 @@ def test_lender_sees_only_consenting_clients_in_its_funds(client: FlaskClient, s
         assert _get(client, f"/clients/{hidden}/surveys", key).status_code == 404
 
 
+def test_a_client_whose_external_id_holds_slashes_can_be_read(client: FlaskClient, services: Services) -> None:
+    from consent import service as consent
+    from tests.factories import make_client
+
+    with services.transaction() as session:
+        client_id = make_client(session, external_id="KE/001/23").id
+        consent.record(session, client_id, granted=True, text_version="v1", language="en", channel="at-ussd", now=NOW)
+    key = _key(services, "lender")
+    assert [item["external_id"] for item in _get(client, "/clients", key).get_json()["items"]] == ["KE/001/23"]
+    for path in ("/clients/KE/001/23", "/clients/KE%2F001%2F23"):
+        assert _get(client, path, key).get_json()["external_id"] == "KE/001/23"
+        assert _get(client, path + "/surveys", key).status_code == 200
+
+
 def test_profile_is_minimal(client: FlaskClient, services: Services, world) -> None:
     profile = _get(client, "/clients/C1", _key(services, "lender")).get_json()
     assert profile == {"external_id": "C1", "display_name": "Amina O.", "office": "Centre A1", "poverty_status": None}
