@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from flask.cli import with_appcontext
@@ -13,6 +15,7 @@ from db import utcnow
 from feeds import delivery, document, jobs, schedule, sums
 from feeds.delivery import Outcome
 from feeds.facts import rebuild_facts
+from feeds.layout import AggregateError
 from feeds.models import FeedDelivery
 
 
@@ -35,7 +38,8 @@ def push_command() -> None:
         raise click.ClickException("PORTAL_URL is not set: there is nowhere to push the feed")
     now = utcnow()
     retried = jobs.retry_due(services, now=now)
-    _, outcome = jobs.push_with(services, now=now)
+    with _aggregate_errors_in_one_line():
+        _, outcome = jobs.push_with(services, now=now)
     for earlier in retried:
         click.echo(_describe(earlier))
     click.echo(_describe(outcome))
@@ -86,7 +90,7 @@ def schedule_command() -> None:
 @with_appcontext
 def show_command() -> None:
     services = _services()
-    with services.transaction() as session:
+    with _aggregate_errors_in_one_line(), services.transaction() as session:
         feed = document.build(session, settings=services.settings, now=utcnow())
     click.echo(json.dumps(feed, indent=2, ensure_ascii=False))
 
@@ -100,10 +104,18 @@ def show_command() -> None:
 @with_appcontext
 def rebuild_facts_command() -> None:
     started = time.perf_counter()
-    with _services().transaction() as session:
+    with _aggregate_errors_in_one_line(), _services().transaction() as session:
         written = rebuild_facts(session)
         sums.current(session)
     click.echo(f"rebuilt {written:,} feed facts and their profile sums in {time.perf_counter() - started:.1f} s")
+
+
+@contextmanager
+def _aggregate_errors_in_one_line() -> Iterator[None]:
+    try:
+        yield
+    except AggregateError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _describe(outcome: Outcome) -> str:

@@ -150,7 +150,8 @@ def _fitting_layout(session: Session) -> Layout:
     if generic > SUM_COUNTS or len(layout.slugs) > SUM_LINES:
         raise AggregateError(
             f"the feed's profile sums hold {SUM_COUNTS} band and line-set counts and {SUM_LINES} poverty lines; "
-            f"this MFI's bands and lines need {generic} and {len(layout.slugs)} (feeds/models.py)"
+            f"this MFI's bands and lines need {generic} and {len(layout.slugs)}: surveys carry band labels of "
+            "settings since replaced; `impact-connect ppi reband` gives every survey today's bands"
         )
     return layout
 

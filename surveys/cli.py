@@ -115,6 +115,23 @@ def configure_command(
     click.echo("\n".join(config_lines(config)))
 
 
+@ppi_group.command(
+    "reband",
+    help="Give every past survey the band today's bands give its score (after renaming or moving the bands), then "
+    "rebuild the feed's facts. Survey writes wait until it is done.",
+)
+@with_appcontext
+def reband_command() -> None:
+    from feeds.facts import rebuild_facts
+    from feeds.sums import current
+
+    with _unit_of_work() as session:
+        changed = service.reband_all(session, now=utcnow())
+        rebuild_facts(session)
+        current(session)
+    click.echo(f"{changed:,} surveys given today's bands; the feed's facts rebuilt")
+
+
 @ppi_group.command("show", help="Show the MFI's PPI settings.")
 @with_appcontext
 def show_command() -> None:

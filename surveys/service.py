@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
-from typing import Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import CursorResult, Table, case, insert, null, select, update
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
@@ -269,6 +269,26 @@ def delete_survey(session: Session, survey_id: int, *, now: datetime) -> None:
     session.delete(survey)
     session.flush()
     _surveys_changed(session, client, now)
+
+
+def reband_all(session: Session, *, now: datetime) -> int:
+    """Give every survey the band today's settings give its headline score, and each client's status the band of
+    the survey it points at; returns how many surveys changed band. For when the bands were renamed (a translation,
+    a typo) or moved and the past should be read in today's bands; without bands every band is cleared. The feed's
+    facts are then rebuilt by the caller (`feeds.facts.rebuild_facts`)."""
+    config = get_config(session)
+    session.flush()
+    table = SurveyResponse.__table__
+    assert isinstance(table, Table)  # mapped tables are typed as FromClause
+    bands = config.bands if config and config.bands else ()
+    score = table.c.headline_score
+    band = case(*((score.between(b.low, b.high), b.label) for b in bands), else_=null()) if bands else null()
+    query = update(table).where(table.c.band.is_distinct_from(band)).values(band=band, updated_at=now)
+    changed = cast(CursorResult[Any], session.execute(query)).rowcount or 0
+    latest_band = select(table.c.band).where(table.c.id == Client.poverty_survey_id).scalar_subquery()
+    session.execute(update(Client).where(Client.poverty_survey_id.is_not(None)).values(poverty_band=latest_band))
+    session.expire_all()
+    return changed
 
 
 def get_survey(session: Session, survey_id: int) -> SurveyResponse | None:

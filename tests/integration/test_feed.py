@@ -327,3 +327,51 @@ def test_signing_out_forgets_the_key(services: Services, client: FlaskClient) ->
     assert "api_key" in client.get("/impact").get_data(as_text=True)
     with services.transaction() as session:
         assert session.scalars(select(FeedDelivery)).all() == []
+
+
+# --- bands renamed -----------------------------------------------------------------------------------------------
+
+
+def test_after_bands_were_renamed_three_times_ppi_reband_brings_the_feed_back(services: Services, runner) -> None:
+    import random
+
+    from scoring.loader import load_scorecard
+    from surveys import service
+    from surveys.cli import ppi_group
+    from tests.factories import STANDARD_BANDS, configure_ppi
+
+    answer_counts = [len(question.answers) for question in load_scorecard("KEN-2024").questions]
+    choose = random.Random(1)
+    renamings = [
+        STANDARD_BANDS,
+        "0-24:Maskini sana,25-44:Maskini,45-69:Hatarini,70-100:Si maskini",  # translated
+        "0-24:Very Poor,25-44:Poor,45-69:At Risk,70-100:Not poor",  # capitals fixed
+    ]
+    with services.transaction() as session:
+        office = make_office(session)
+    for bands in renamings:
+        with services.transaction() as session:
+            configure_ppi(session, bands=bands)
+            for _ in range(40):
+                client_id = make_client(session, office=office).id
+                answers = [choose.randint(1, count) for count in answer_counts]
+                service.create_survey(
+                    session, client_id, answers, date_collected=date(2026, 5, 1), mode="self", channel="cli",
+                    officer_id=None, now=T0, timezone="Africa/Nairobi",
+                )  # fmt: skip
+    shown = runner.invoke(feed_cli.show_command, [])
+    assert shown.exit_code == 1 and "ppi reband" in shown.output  # 12 labels in use: one line saying what to do
+    assert shown.exception is None or isinstance(shown.exception, SystemExit)
+
+    today = {"Very Poor", "Poor", "At Risk", "Not poor"}
+    with services.transaction() as session:
+        stale = sum(survey.band not in today for survey in session.scalars(select(SurveyResponse)))
+    assert 60 < stale < 80  # the first settings' "Poor" is also today's
+    rebanded = runner.invoke(ppi_group, ["reband"])
+    assert rebanded.exit_code == 0, rebanded.output
+    assert f"{stale} surveys given today's bands" in rebanded.output
+    with services.transaction() as session:
+        assert {survey.band for survey in session.scalars(select(SurveyResponse))} <= today
+    shown = runner.invoke(feed_cli.show_command, [])
+    assert shown.exit_code == 0 and json.loads(shown.output)["feed_version"]
+    assert "Very Poor" in shown.output and "Maskini" not in shown.output  # the past read in today's bands
