@@ -16,7 +16,7 @@ import click
 
 from scoring.errors import InvalidAnswers, ScoringError
 from scoring.loader import list_scorecards, load_scorecard, validate
-from scoring.scorecard import Bands, ScoreResult, band_for, headline, score
+from scoring.scorecard import Bands, ScoreResult, band_for, headline, headline_slug, score
 
 T = TypeVar("T")
 HeadlineSettings = Callable[[], tuple[str, Bands | None] | None]
@@ -120,10 +120,13 @@ def result_document(result: ScoreResult, settings: tuple[str, Bands | None] | No
     if result.total is not None:
         document["score"] = result.total
     if settings is not None:
-        slug, bands = settings
-        line = guarded(lambda: headline(result, slug))
-        band = band_for(bands, line.score).label if bands else None
-        document["headline"] = {"line": slug, "score": line.score, "likelihood": line.likelihood, "band": band}
+        configured, bands = settings
+        slug = headline_slug([line.slug for line in result.lines], configured)  # as a survey on this scorecard
+        line = guarded(lambda: headline(result, slug)) if slug is not None else None
+        score = line.score if line is not None else result.total
+        band = band_for(bands, score).label if bands and score is not None else None
+        likelihood = line.likelihood if line is not None else None
+        document["headline"] = {"line": slug, "score": score, "likelihood": likelihood, "band": band}
     return document
 
 

@@ -178,6 +178,14 @@ def headline(result: ScoreResult, line_slug: str) -> LineResult:
     raise UnknownLine(f"{result.scorecard_id} has no poverty line {line_slug!r}; lines: {slugs}")
 
 
+def headline_slug(slugs: Sequence[str], configured: str | None) -> str | None:
+    """The line a survey on a scorecard with these lines reports: the MFI's configured headline line when the
+    scorecard has it, else the scorecard's first line (an older or another country's scorecard), else none."""
+    if configured in slugs:
+        return configured
+    return slugs[0] if slugs else None
+
+
 def portfolio_poverty_rate(likelihoods: Iterable[float]) -> float:
     """Expected share of poor clients: the mean of their likelihoods (not the share above some cut-off)."""
     values = list(likelihoods)

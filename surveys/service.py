@@ -25,7 +25,18 @@ from db import insert_once
 from feeds import stale
 from scoring.errors import BandsError, InvalidAnswers, ScorecardError, ScoringError
 from scoring.loader import load_scorecard
-from scoring.scorecard import Band, Bands, Scorecard, ScoreResult, band_for, describe, headline, parse_bands, score
+from scoring.scorecard import (
+    Band,
+    Bands,
+    Scorecard,
+    ScoreResult,
+    band_for,
+    describe,
+    headline,
+    headline_slug,
+    parse_bands,
+    score,
+)
 from surveys.models import PpiSettings, SurveyAnswer, SurveyLineResult, SurveyResponse
 
 STATUSES = ("active", "inactive")
@@ -370,10 +381,7 @@ def _active_scorecard_id(config: PpiConfig | None) -> str:
 
 def _headline_line_for(config: PpiConfig | None, scorecard_id: str) -> str | None:
     """The configured headline line if this scorecard has it; otherwise its first line (or none)."""
-    slugs = _scorecard(scorecard_id).line_slugs()
-    if config and config.headline_line in slugs:
-        return config.headline_line
-    return slugs[0] if slugs else None
+    return headline_slug(_scorecard(scorecard_id).line_slugs(), config.headline_line if config else None)
 
 
 def _score(scorecard_id: str, answers: Sequence[int]) -> ScoreResult:

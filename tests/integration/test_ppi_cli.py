@@ -187,3 +187,25 @@ def test_surveys_record_refuses_a_future_date_and_bad_answers(runner, services):
 
     assert future.exit_code == 1 and "2999-01-01 is in the future" in future.output
     assert short.exit_code == 1 and "Q3: reply 1-9 (missing)" in short.output
+
+
+def test_scoring_another_scorecard_than_the_configured_one_reports_the_line_a_survey_on_it_would(app, services):
+    from scoring.cli import make_scorecards_group
+
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS)  # KEN-2024, headline absolute-poverty-line
+    group = make_scorecards_group(headline_settings)
+    with app.app_context():
+        result = app.test_cli_runner().invoke(group, ["score", "KEN-2008", "--answers", ",".join(["1"] * 10), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["lines"] and document["headline"]["line"] == document["lines"][0]["id"]
+    with services.transaction() as session:
+        client_id = make_client(session).id
+        survey = service.create_survey(
+            session, client_id, [1] * 10, date_collected=NOW.date(), mode="self", channel="cli",
+            officer_id=None, now=NOW, scorecard_id="KEN-2008",
+        )  # fmt: skip
+        assert (survey.headline_line, survey.headline_score, survey.band) == (
+            document["headline"]["line"], document["headline"]["score"], document["headline"]["band"]
+        )  # fmt: skip
