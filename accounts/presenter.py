@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton
@@ -67,14 +68,18 @@ def _babel_knows(identifier: str) -> bool:
 # --- balances -----------------------------------------------------------------------------------------------------
 
 
-def balance_lines(balances: Sequence[AccountBalance], translate: Translate, locale: str, currency: str) -> list[str]:
-    """One line per account: number, product, balance, next due date and amount, arrears; stale ones labelled."""
+def balance_lines(
+    balances: Sequence[AccountBalance], translate: Translate, locale: str, currency: str, *, timezone: str = "UTC"
+) -> list[str]:
+    """One line per account: number, product, balance, next due date and amount, arrears; stale ones labelled with
+    the day (in the MFI's `timezone`) of the last-known copy."""
     if not balances:
         return [translate("You have no open accounts.")]
-    return [_clean(_balance_line(balance, translate, locale, currency)) for balance in balances]
+    zone = ZoneInfo(timezone)
+    return [_clean(_balance_line(balance, translate, locale, currency, zone)) for balance in balances]
 
 
-def _balance_line(balance: AccountBalance, translate: Translate, locale: str, currency: str) -> str:
+def _balance_line(balance: AccountBalance, translate: Translate, locale: str, currency: str, zone: ZoneInfo) -> str:
     money = balance.currency or currency
     number, product = _gsm_mask(balance.masked_number), balance.product_name
     if balance.kind == "loan":
@@ -90,7 +95,7 @@ def _balance_line(balance: AccountBalance, translate: Translate, locale: str, cu
         parts = [translate("%(product)s %(number)s: %(amount)s", amount=saved, number=number, product=product)]
     line = "; ".join(parts)
     if balance.stale:
-        line += " " + translate("(as of %(date)s)", date=_day(balance.as_of.date(), locale))
+        line += " " + translate("(as of %(date)s)", date=_day(balance.as_of.astimezone(zone).date(), locale))
     return line
 
 

@@ -382,7 +382,8 @@ def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
     try:
         banking = build_core_banking(runner.services, runner.session)
         if kind == "balances":
-            lines = presenter.balance_lines(banking.balances(client), translate, language, currency)
+            zone = runner.services.settings.timezone
+            lines = presenter.balance_lines(banking.balances(client), translate, language, currency, timezone=zone)
         else:
             lines = presenter.statement_lines(banking.statement(client, limit=5), translate, language, currency)
     except CoreBankingUnavailable:

@@ -63,6 +63,14 @@ def test_stale_balance_says_when_it_was_true() -> None:
     assert line.endswith("(as of 12 Mar)")
 
 
+def test_a_stale_balance_is_dated_by_the_mfis_calendar_not_utcs() -> None:
+    late_evening_utc = replace(SAVINGS, stale=True, as_of=datetime(2025, 3, 12, 22, 30, tzinfo=UTC))
+    (nairobi,) = balance_lines([late_evening_utc], english, "en_KE", "KES", timezone="Africa/Nairobi")
+    assert nairobi.endswith("(as of 13 Mar)")  # 01:30 on the 13th in Nairobi
+    (utc,) = balance_lines([late_evening_utc], english, "en_KE", "KES")
+    assert utc.endswith("(as of 12 Mar)")
+
+
 def test_no_accounts_gives_a_friendly_line() -> None:
     assert balance_lines([], english, "en_KE", "KES") == ["You have no open accounts."]
 
