@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,9 +34,11 @@ DEFAULT_PERIOD_COUNT = 8
 
 
 def recent_periods(
-    now: datetime, period_kind: str = DEFAULT_PERIOD_KIND, count: int = DEFAULT_PERIOD_COUNT
+    now: datetime, period_kind: str = DEFAULT_PERIOD_KIND, count: int = DEFAULT_PERIOD_COUNT, *, timezone: str = "UTC"
 ) -> list[str]:
-    """The `count` periods ending with the one containing `now`, oldest first ("2024-Q3", ..., "2026-Q2")."""
+    """The `count` periods ending with the one containing `now` on the MFI's calendar (`timezone`: surveys are dated
+    by it), oldest first ("2024-Q3", ..., "2026-Q2")."""
+    now = now.astimezone(ZoneInfo(timezone))
     labels = {"month": f"{now:%Y-%m}", "quarter": f"{now.year}-Q{(now.month - 1) // 3 + 1}", "year": f"{now.year}"}
     last = period_ordinal(labels[period_kind], period_kind)
     return [period_label(ordinal, period_kind) for ordinal in range(last - count + 1, last + 1)]
@@ -64,7 +67,7 @@ def build_body(
 ) -> str:
     """`to_body(build(...))`, made as text: the exact bytes that get signed and sent."""
     stale.catch_up(session)
-    periods = recent_periods(now, period_kind, period_count)
+    periods = recent_periods(now, period_kind, period_count, timezone=settings.timezone)
     levels = [ALL_LEVEL, *available_levels(session)]
     k = settings.suppression_k
     groups = feed_groups(session, levels=levels, period_kind=period_kind, k=k, periods=periods)

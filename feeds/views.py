@@ -193,7 +193,7 @@ def _page_context(db: Session, services: Services) -> dict[str, Any]:
     only = request.args.get("level")
     levels = [only] if only in known else known
     chart_level = _chart_level(db)
-    periods = recent_periods(utcnow(), period_kind, PERIOD_COUNTS[period_kind])
+    periods = recent_periods(utcnow(), period_kind, PERIOD_COUNTS[period_kind], timezone=services.settings.timezone)
     wanted = list(dict.fromkeys([ALL_LEVEL, *levels, *([chart_level] if chart_level else [])]))
     k = services.settings.suppression_k
     stale.catch_up(db)

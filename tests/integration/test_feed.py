@@ -375,3 +375,31 @@ def test_after_bands_were_renamed_three_times_ppi_reband_brings_the_feed_back(se
     shown = runner.invoke(feed_cli.show_command, [])
     assert shown.exit_code == 0 and json.loads(shown.output)["feed_version"]
     assert "Very Poor" in shown.output and "Maskini" not in shown.output  # the past read in today's bands
+
+
+def test_the_feeds_periods_follow_the_mfis_calendar_like_the_survey_dates(services: Services) -> None:
+    from dataclasses import replace
+
+    from surveys import service
+    from tests.factories import STANDARD_BANDS, configure_ppi
+
+    just_after_midnight_in_nairobi = datetime(2025, 3, 31, 22, 30, tzinfo=UTC)  # 1 April, 01:30 local
+    with services.transaction() as session:
+        configure_ppi(session, bands=STANDARD_BANDS)
+        service.create_survey(
+            session,
+            make_client(session).id,
+            [1] * 10,
+            date_collected=date(2025, 4, 1),
+            mode="self",
+            channel="cli",
+            officer_id=None,
+            now=just_after_midnight_in_nairobi,
+            timezone="Africa/Nairobi",
+        )  # fmt: skip  (today on the MFI's calendar: accepted)
+    settings = replace(services.settings, suppression_k=1, timezone="Africa/Nairobi")
+    with services.transaction() as session:
+        feed = document.build(session, settings=settings, now=just_after_midnight_in_nairobi)
+    assert feed["periods"][-1] == "2025-Q2"
+    everyone = next(level for level in feed["levels"] if level["level"] == "all")
+    assert [point["period"] for group in everyone["groups"] for point in group["series"]] == ["2025-Q2"]
