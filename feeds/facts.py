@@ -77,7 +77,6 @@ def rebuild_facts(session: Session, *, with_sums: bool = True) -> int:
         session.execute(text("SET LOCAL work_mem = '256MB'"))  # the window sort over every survey stays in memory
         session.execute(text("SET LOCAL jit = off"))
     _replace(session, None)
-    _forget_unused_bands(session)
     if postgres:
         session.execute(text("ANALYZE feed_facts"))
     if with_sums:
@@ -85,10 +84,11 @@ def rebuild_facts(session: Session, *, with_sums: bool = True) -> int:
     return session.execute(select(func.count()).select_from(feed_facts)).scalar_one()
 
 
-def _forget_unused_bands(session: Session) -> None:
-    """Drop the band labels no fact refers to any more (the surveys were given other bands: `ppi reband`). Each label
-    ever seen is a measure column of every aggregate and profile sum, pairs of them too, so labels of the past would
-    otherwise use up the sums' columns for good."""
+def forget_unused_bands(session: Session) -> None:
+    """Drop the band labels no fact refers to any more, after the surveys were given other bands (`ppi reband`, then
+    a rebuild). Each label ever seen is a measure column of every aggregate and profile sum, pairs of them too, so
+    labels of the past would otherwise use up the sums' columns for good. The next reader recomputes the sums in
+    the smaller layout."""
     columns = (feed_facts.c.band_id, feed_facts.c.first_band_id, feed_facts.c.prev_band_id)
     used = union(*(select(column).where(column.is_not(None)) for column in columns)).subquery()
     session.execute(delete(feed_keys).where(feed_keys.c.kind == "band", feed_keys.c.id.not_in(select(used.c[0]))))

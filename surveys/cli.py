@@ -122,13 +122,14 @@ def configure_command(
 )
 @with_appcontext
 def reband_command() -> None:
-    from feeds.facts import rebuild_facts
+    from feeds.facts import forget_unused_bands, rebuild_facts
     from feeds.sums import current
 
     with _unit_of_work() as session:
         changed = service.reband_all(session, now=utcnow())
-        rebuild_facts(session)
-        current(session)
+        rebuild_facts(session)  # marks every profile's sums for recomputing...
+        forget_unused_bands(session)
+        current(session)  # ...in the layout without the old labels
     click.echo(f"{changed:,} surveys given today's bands; the feed's facts rebuilt")
 
 
