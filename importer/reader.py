@@ -7,6 +7,7 @@ place with no IO beyond the bytes handed in. Row numbers are spreadsheet rows: t
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Sequence
@@ -32,10 +33,10 @@ class Table:
 
 
 def decode(data: bytes, *, name: str, encoding: str | None = None) -> str:
-    """Decode as UTF-8 (with or without a BOM), or with the encoding the user chose."""
+    """Decode as UTF-8 (with or without a BOM), or with the encoding the user chose (UTF-8 too may have a BOM)."""
     if encoding:
         try:
-            return data.decode(encoding)
+            return data.decode(_codec(encoding))
         except LookupError:
             raise FileError(f"unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as exc:
@@ -48,6 +49,11 @@ def decode(data: bytes, *, name: str, encoding: str | None = None) -> str:
             f"{name} is not UTF-8 (byte 0x{data[exc.start]:02x} at position {exc.start}); "
             "re-save as UTF-8 or pass --encoding latin-1"
         ) from None
+
+
+def _codec(encoding: str) -> str:
+    """The codec for a chosen encoding: any spelling of UTF-8 drops Excel's byte-order mark, as by default."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
 def read_table(text: str, *, name: str, columns: Sequence[str], required: Sequence[str]) -> Table:

@@ -2,7 +2,8 @@
 
 Pure: the rows arrive parsed by `reader.py` and the ids already in the database arrive in a `Context`, so every
 rule is testable without a database. A valid row becomes a `Record` holding only the columns the file has (a
-column left out of the file leaves the stored value alone); an invalid one becomes `RowError`s naming the column.
+column left out of the file leaves the stored value alone, and a new row gets its default); an invalid one becomes
+`RowError`s naming the column.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Record:
     external_id: str
     values: dict[str, object]  # model attribute -> clean value, only for columns in the file
     refs: dict[str, str | None] = field(default_factory=dict)  # "office", "officer", "parent", ... -> external id
+    defaults: dict[str, object] = field(default_factory=dict)  # model attribute -> value for a new row, if left out
 
 
 @dataclass
@@ -114,15 +116,18 @@ def validate_all(kind: str, rows: Sequence[RawRow], context: Context) -> tuple[l
         if cells.errors or record is None:
             errors.extend(cells.errors)
             continue
-        seen.rows[record.external_id] = raw.number
         _remember(kind, record, seen)
         records.append(record)
     return records, errors
 
 
 def _check_duplicate(cells: Cells, external_id: str | None, seen: _Seen) -> None:
-    if external_id is not None and external_id in seen.rows:
-        cells.error("external_id", f"{external_id} already appears in row {seen.rows[external_id]}")
+    """Remember the first row of each id, valid or not: any later row with the same id is the duplicate."""
+    if external_id is None:
+        return
+    first = seen.rows.setdefault(external_id, cells.row)
+    if first != cells.row:
+        cells.error("external_id", f"{external_id} already appears in row {first}")
 
 
 def _remember(kind: str, record: Record, seen: _Seen) -> None:
@@ -212,10 +217,10 @@ def _account_row(cells: Cells, external_id: str, context: Context, seen: _Seen) 
     client = _reference(cells, "client_external_id", context.clients.__contains__, "client", required=True)
     kind = cells.choice("kind", ACCOUNT_KINDS)
     values: dict[str, object] = {"kind": kind, "balance": cells.amount("balance", required=True)}
-    values["currency"] = cells.currency("currency", default=context.default_currency)
     values |= _present(
         cells,
         {
+            "currency": cells.currency("currency", default=context.default_currency),
             "opened_on": cells.iso_date("opened_on"),
             "principal": cells.amount("principal", minimum=POSITIVE),
             "next_due_date": cells.iso_date("next_due_date"),
@@ -232,7 +237,7 @@ def _account_row(cells: Cells, external_id: str, context: Context, seen: _Seen) 
             refs[what] = ref
         if label is not None:
             values[f"{what}_name"] = label
-    return Record(cells.row, external_id, values, refs)
+    return Record(cells.row, external_id, values, refs, defaults={"currency": context.default_currency})
 
 
 def _named_reference(

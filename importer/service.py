@@ -209,7 +209,7 @@ def _apply(session: Session, model: Any, plan: _Plan) -> dict[str, int]:
     """Run the plan's inserts and updates as executemany batches; returns external id -> new id."""
     new_ids: dict[str, int] = {}
     if plan.inserts:
-        rows = [{"external_id": record.external_id, **values} for record, values in plan.inserts]
+        rows = [{"external_id": record.external_id, **record.defaults, **values} for record, values in plan.inserts]
         statement = insert(model).returning(model.id, model.external_id, sort_by_parameter_order=True)
         new_ids = {ext: id_ for id_, ext in session.execute(statement, rows)}
     if plan.updates:

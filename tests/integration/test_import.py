@@ -120,6 +120,20 @@ def test_bad_rows_are_reported_by_row_and_column_and_good_rows_still_import(runn
         assert session.scalar(select(Client.name).where(Client.external_id == "K1")) == "Good One"
 
 
+def test_a_repeated_external_id_is_an_error_even_when_its_first_row_failed(runner, services, organisation, tmp_path):
+    path = write(
+        tmp_path,
+        "external_id,name,office_external_id,phones\nK1,First,EX-G-TUMAINI,12345\nK1,Second,EX-G-TUMAINI,0711000111\n",
+    )
+    result = run_import(runner, "clients", path)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "row 2, column phones: not a valid phone number for KE",
+        "row 3, column external_id: K1 already appears in row 2",
+    ]
+    assert count(services, Client) == 0
+
+
 def test_bad_amounts_and_unknown_references_on_accounts(runner, services, organisation, tmp_path):
     run_import(runner, "clients", EXAMPLES / "clients.csv")
     path = write(
@@ -144,6 +158,18 @@ def test_bad_amounts_and_unknown_references_on_accounts(runner, services, organi
     with services.transaction() as session:
         account = session.scalars(select(Account)).one()
     assert (account.external_id, account.balance, account.currency) == ("A6", Decimal("2500.50"), "KES")
+
+
+def test_an_accounts_file_without_currency_keeps_stored_currencies(runner, services, organisation, tmp_path):
+    run_import(runner, "clients", EXAMPLES / "clients.csv")
+    first = "external_id,client_external_id,kind,currency,balance\nU1,EX-C0001,loan,UGX,100\n"
+    assert run_import(runner, "accounts", write(tmp_path, first, name="first.csv")).exit_code == 0
+    again = "external_id,client_external_id,kind,balance\nU1,EX-C0001,loan,100\nU2,EX-C0001,savings,5\n"
+    result = run_import(runner, "accounts", write(tmp_path, again, name="again.csv"))
+    assert result.stdout.strip() == "imported 1, unchanged 1, failed 0 (new 1, updated 0)"
+    with services.transaction() as session:
+        currencies = {ext: currency for ext, currency in session.execute(select(Account.external_id, Account.currency))}
+    assert currencies == {"U1": "UGX", "U2": services.settings.currency}  # a new account gets the default
 
 
 def test_a_transaction_kind_must_fit_the_account(runner, services, tmp_path):
@@ -215,6 +241,16 @@ def test_a_latin1_file_fails_with_one_line_and_imports_with_encoding_option(runn
 def test_a_utf8_file_with_excel_byte_order_mark_imports(runner, services, organisation, tmp_path):
     path = write(tmp_path, "\ufeffexternal_id,name,office_external_id\nB1,Zawadi,EX-G-TUMAINI\n")
     assert run_import(runner, "clients", path).exit_code == 0
+    assert count(services, Client) == 1
+
+
+@pytest.mark.parametrize("bom", ["\ufeff", ""], ids=["with-bom", "without-bom"])
+def test_encoding_utf8_option_reads_a_file_with_or_without_byte_order_mark(
+    runner, services, organisation, tmp_path, bom
+):
+    path = write(tmp_path, f"{bom}external_id,name,office_external_id\nB1,Zawadi,EX-G-TUMAINI\n")
+    result = run_import(runner, "clients", path, "--encoding", "utf-8")
+    assert result.exit_code == 0, result.output
     assert count(services, Client) == 1
 
 
