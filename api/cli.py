@@ -6,6 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from api import keys
+from api.models import ApiKey
 from bootstrap import Services
 from db import utcnow
 
@@ -23,6 +24,8 @@ def apikeys_group() -> None:
 @click.option("--offices", default=None, help="Lender keys: only clients under these offices (O2,O3).")
 @with_appcontext
 def create_command(scope: str, name: str | None, lender: str | None, funds: str | None, offices: str | None) -> None:
+    _check_length("--name", name, ApiKey.name.type.length)
+    _check_length("--lender", lender, ApiKey.lender.type.length)
     with _services().transaction() as session:
         try:
             key, plaintext = keys.create_key(
@@ -68,6 +71,12 @@ def revoke_command(prefix: str) -> None:
         if not keys.revoke_key(session, prefix, now=utcnow()):
             raise click.ClickException(f"no API key with prefix {prefix!r}")
     click.echo(f"revoked {prefix}")
+
+
+def _check_length(option: str, value: str | None, longest: int) -> None:
+    """Refuse what the model's column cannot hold (PostgreSQL raises DataError on it, SQLite stores it anyway)."""
+    if value is not None and len(value) > longest:
+        raise click.BadParameter(f"at most {longest} characters, not {len(value)}", param_hint=f"'{option}'")
 
 
 def _split(value: str | None) -> list[str]:

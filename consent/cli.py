@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session
 from accounts.models import Client
 from bootstrap import Services
 from consent import service
+from consent.models import ConsentEvent
 from db import utcnow
+
+LENDER_MAX_LENGTH: int = ConsentEvent.lender.type.length
 
 
 @click.group("consent", help="Data-sharing consent (the append-only ledger).")
@@ -29,6 +32,8 @@ def consent_group() -> None:
 def record_command(who: str, granted: bool | None, officer: str, lender: str | None, language: str | None) -> None:
     if granted is None:
         raise click.UsageError("say --grant or --revoke")
+    if lender is not None and len(lender) > LENDER_MAX_LENGTH:
+        raise click.BadParameter(f"at most {LENDER_MAX_LENGTH} characters, not {len(lender)}", param_hint="'--lender'")
     services = _services()
     with services.transaction() as session:
         client = _client_or_fail(session, who)
@@ -75,12 +80,9 @@ def history_command(who: str, as_json: bool) -> None:
 
 
 def _client_or_fail(session: Session, who: str) -> Client:
-    from accounts.service import find_client  # the accounts package owns phone parsing
+    from accounts.cli import one_client  # the accounts package owns phone parsing and its messages
 
-    client = find_client(session, who, default_region=_services().settings.default_region)
-    if client is None:
-        raise click.ClickException(f"no client with phone or id {who!r}")
-    return client
+    return one_client(session, who, _services())
 
 
 def _services() -> Services:

@@ -434,3 +434,18 @@ def test_aggregates_for_one_period(client, services: Services, world) -> None:
 def test_bad_aggregate_parameters_are_a_400(client: FlaskClient, services: Services, world, query: str) -> None:
     response = _get(client, f"/aggregates?{query}", _key(services, "admin"))
     assert response.status_code == 400, response.get_json()
+
+
+@pytest.mark.parametrize("option", ["--name", "--lender"])
+def test_cli_refuses_a_name_or_lender_longer_than_the_key_table_holds(services: Services, runner, option) -> None:
+    longest = ApiKey.__table__.c[option.removeprefix("--")].type.length
+
+    too_long = runner.invoke(create_command, ["--scope", "lender", option, "x" * (longest + 1)])
+    assert too_long.exit_code == 2 and isinstance(too_long.exception, SystemExit)
+    assert too_long.output.splitlines()[-1] == (
+        f"Error: Invalid value for '{option}': at most {longest} characters, not {longest + 1}"
+    )
+    with services.transaction() as session:
+        assert session.scalars(select(ApiKey)).all() == []
+    fits = runner.invoke(create_command, ["--scope", "lender", option, "x" * longest])
+    assert fits.exit_code == 0, fits.output

@@ -206,3 +206,38 @@ def test_cli_refuses_unknown_officer_and_missing_decision(services: Services, ru
     assert unknown.exit_code != 0 and "NOPE" in unknown.output
     undecided = runner.invoke(record_command, ["C101", "--officer", "NOPE"])
     assert undecided.exit_code != 0 and "--grant or --revoke" in undecided.output
+
+
+def test_cli_says_a_shared_phone_belongs_to_several_clients(services: Services, runner) -> None:
+    shared = "+254700000001"  # the README's demo phone, on C0001 and C0200
+    with services.transaction() as session:
+        make_staff(session, external_id="S001")
+        make_client(session, external_id="C0001", phones=[shared])
+        make_client(session, external_id="C0200", phones=[shared])
+
+    for result in (
+        runner.invoke(history_command, [shared]),
+        runner.invoke(record_command, [shared, "--grant", "--officer", "S001"]),
+    ):
+        assert result.exit_code == 1
+        assert "several clients share this phone (C0001, C0200); give the external id instead" in result.output
+    with services.transaction() as session:
+        assert session.scalars(select(ConsentEvent)).all() == []
+    assert runner.invoke(record_command, ["C0200", "--grant", "--officer", "S001"]).exit_code == 0
+
+
+def test_cli_refuses_a_lender_longer_than_the_ledger_holds(services: Services, runner) -> None:
+    longest = ConsentEvent.__table__.c.lender.type.length
+    with services.transaction() as session:
+        make_staff(session, external_id="S001")
+        make_client(session, external_id="C102")
+
+    too_long = runner.invoke(record_command, ["C102", "--grant", "--officer", "S001", "--lender", "L" * (longest + 1)])
+    assert too_long.exit_code == 2 and isinstance(too_long.exception, SystemExit)
+    assert too_long.output.splitlines()[-1] == (
+        f"Error: Invalid value for '--lender': at most {longest} characters, not {longest + 1}"
+    )
+    with services.transaction() as session:
+        assert session.scalars(select(ConsentEvent)).all() == []
+    fits = runner.invoke(record_command, ["C102", "--grant", "--officer", "S001", "--lender", "L" * longest])
+    assert fits.exit_code == 0, fits.output
