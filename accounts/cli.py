@@ -32,7 +32,8 @@ def _services() -> Services:
     return current_app.extensions["services"]  # type: ignore[no-any-return]
 
 
-def _client(session: Session, who: str, services: Services) -> Client:
+def one_client(session: Session, who: str, services: Services) -> Client:
+    """The one client meant by WHO (phone or external id), or a one-line error; `consent` commands use it too."""
     found = service.find_clients(session, who, default_region=services.settings.default_region)
     if not found:
         raise click.ClickException(f"no client with phone or external id {who!r}")
@@ -64,15 +65,21 @@ def activation_code_command(who: str, officer: str) -> None:
     services = _services()
     now = utcnow()
     with services.transaction() as session:
-        client = _client(session, who, services)
+        client = one_client(session, who, services)
         staff = _officer(session, officer, services)
+        if client.pin_hash:
+            raise click.ClickException(
+                f"{client.name} ({client.external_id}) already has a PIN, so the dialogue asks for it, never for a"
+                f" code. If they forgot it, reset it first: impact-connect clients reset-pin {client.external_id}"
+                " --officer ..."
+            )
         ttl = services.settings.activation_code_ttl_hours
         code = service.issue_activation_code(
             session, client, issued_by=f"staff:{staff.external_id}", now=now, ttl_hours=ttl
         )
         name, external_id = client.name, client.external_id
     click.echo(f"Activation code for {name} ({external_id}): {code}")
-    click.echo(f"It works once, until {_local(now + timedelta(hours=ttl), services)}.")
+    click.echo(f"It sets one PIN and works until {_local(now + timedelta(hours=ttl), services)}.")
 
 
 @clients_group.command("unlock", help="Lift a PIN lock on WHO (PHONE or EXTERNAL_ID).")
@@ -99,7 +106,7 @@ def _as_officer(who: str, officer: str, action: Callable[..., None]) -> tuple[st
     """Run an audited PIN action (unlock, reset) on WHO for OFFICER; returns the client's name and external id."""
     services = _services()
     with services.transaction() as session:
-        client = _client(session, who, services)
+        client = one_client(session, who, services)
         staff = _officer(session, officer, services)
         action(session, client, actor=f"staff:{staff.external_id}", now=utcnow(), limiter=build_limiter(services))
         return client.name, client.external_id
@@ -111,7 +118,7 @@ def _as_officer(who: str, officer: str, action: Callable[..., None]) -> tuple[st
 def audit_command(who: str) -> None:
     services = _services()
     with services.transaction() as session:
-        client = _client(session, who, services)
+        client = one_client(session, who, services)
         rows = [(row.at, row.action, row.actor) for row in service.pin_history(session, client.id)]
         locked = service.is_locked(client, utcnow())
         heading = f"{client.name} ({client.external_id}): PIN {'set' if client.pin_hash else 'not set'}"

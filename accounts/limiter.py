@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -80,10 +81,12 @@ class AttemptLimiter:
             pipe.decr(key)
         pipe.execute()
 
-    def clear_client(self, client_id: int, now: datetime) -> None:
-        """Forget the client's window (an officer unlocked or reset the account)."""
+    def clear_client(self, client_id: int, now: datetime, *, phones: Iterable[str] = ()) -> None:
+        """Forget the client's window and their phones' (an officer unlocked or reset the account, with the client in
+        front of them: the phone's count would otherwise keep refusing the right PIN until the window ends)."""
         window = int(now.timestamp()) // self.window_seconds
-        self.redis.delete(self._client_key(client_id, window))
+        keys = [self._client_key(client_id, window), *(self._phone_key(phone, window) for phone in phones)]
+        self.redis.delete(*keys)
 
     def _client_key(self, client_id: int, window: int) -> str:
         return f"{KEY_PREFIX}:client:{client_id}:{window}"

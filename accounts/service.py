@@ -107,7 +107,9 @@ def issue_activation_code(session: Session, client: Client, *, issued_by: str, n
 
 
 def activate(session: Session, client_id: int, code: str, *, now: datetime) -> bool:
-    """Spend the client's latest unexpired unused code if `code` matches it; a few wrong tries spend it anyway."""
+    """True when `code` matches the client's latest unexpired unused code. The code is spent when a PIN is set
+    (`set_pin`), not here: a USSD session that drops at "Choose a new PIN" leaves the client a code that still
+    works, instead of a trip to the branch. A few wrong tries spend it."""
     latest = session.scalars(
         select(ActivationCode)
         .where(ActivationCode.client_id == client_id, ActivationCode.used_at.is_(None))
@@ -122,7 +124,6 @@ def activate(session: Session, client_id: int, code: str, *, now: datetime) -> b
         if latest.failed_attempts >= MAX_CODE_ATTEMPTS:
             latest.used_at = now
         return False
-    latest.used_at = now
     client = session.get_one(Client, client_id)
     client.activated_on = client.activated_on or now.date()
     _audit(session, client_id, ACTION_ACTIVATED, "client", now)
@@ -145,10 +146,13 @@ def _open_codes(session: Session, client_id: int, now: datetime) -> list[Activat
 
 
 def set_pin(session: Session, client_id: int, pin: str, *, phone: str | None, now: datetime) -> str | None:
-    """Store a new PIN; None when accepted, else the msgid saying why it was refused (weak PIN)."""
+    """Store a new PIN, spending the client's open activation codes; None when accepted, else the msgid saying why
+    it was refused (weak PIN)."""
     reason = weak_pin_reason(pin, phone)
     if reason is not None:
         return reason
+    for code in _open_codes(session, client_id, now):
+        code.used_at = now
     client = session.get_one(Client, client_id)
     client.pin_hash = hash_secret(pin)
     client.pin_failed_attempts = 0
@@ -215,7 +219,7 @@ def unlock(
     client.pin_locked_until = None
     client.pin_failed_attempts = 0
     if limiter is not None:
-        limiter.clear_client(client.id, now)
+        limiter.clear_client(client.id, now, phones=[entry.phone for entry in client.phones])
     _audit(session, client.id, ACTION_UNLOCKED, actor, now)
 
 
@@ -229,7 +233,7 @@ def reset_pin(
     for code in _open_codes(session, client.id, now):
         code.used_at = now
     if limiter is not None:
-        limiter.clear_client(client.id, now)
+        limiter.clear_client(client.id, now, phones=[entry.phone for entry in client.phones])
     _audit(session, client.id, ACTION_RESET, actor, now)
 
 

@@ -86,7 +86,7 @@ def test_staff_found_by_phone(session: Session, people: dict) -> None:
 # --- activation codes ---------------------------------------------------------------------------------------------
 
 
-def test_activation_code_works_once_and_only_its_hash_is_stored(session: Session, people: dict) -> None:
+def test_activation_code_sets_one_pin_and_only_its_hash_is_stored(session: Session, people: dict) -> None:
     amina = people["amina"]
     code = service.issue_activation_code(session, amina, issued_by="staff:S001", now=NOW, ttl_hours=24)
 
@@ -94,9 +94,11 @@ def test_activation_code_works_once_and_only_its_hash_is_stored(session: Session
     stored = session.scalars(select(ActivationCode)).one()
     assert code not in stored.code_hash and stored.code_hash.startswith("$argon2id$")
     assert service.activate(session, amina.id, code, now=NOW + timedelta(hours=1)) is True
-    assert service.activate(session, amina.id, code, now=NOW + timedelta(hours=1)) is False
+    assert service.activate(session, amina.id, code, now=NOW + timedelta(hours=1)) is True  # no PIN set with it yet
+    assert service.set_pin(session, amina.id, "7294", phone=None, now=NOW + timedelta(hours=1)) is None
+    assert service.activate(session, amina.id, code, now=NOW + timedelta(hours=1)) is False  # spent by the PIN
     assert amina.activated_on == NOW.date()
-    assert _audit_actions(session, amina) == ["activation_code_issued", "activated"]
+    assert _audit_actions(session, amina) == ["activation_code_issued", "activated", "activated", "pin_set"]
 
 
 def test_activation_code_expires(session: Session, people: dict) -> None:
@@ -328,7 +330,7 @@ def test_cli_activation_code_prints_a_working_code_once(
 
     assert result.exit_code == 0, result.output
     code = result.output.split(": ")[1].split()[0]
-    assert "works once, until" in result.output
+    assert "sets one PIN and works until" in result.output
     with services.transaction() as session:
         client = service.find_client(session, "C-0042")
         assert client is not None and service.activate(session, client.id, code, now=datetime.now(UTC))
@@ -353,3 +355,27 @@ def test_cli_unlock_reset_and_audit(runner: FlaskCliRunner, services: Services, 
     assert "PIN not set" in audit
     assert [line.split()[3] for line in audit.splitlines()[1:]] == ["locked", "unlocked", "reset"]
     assert audit.count("staff:S001") == 2
+
+
+def test_cli_refuses_an_activation_code_for_a_client_who_has_a_pin(
+    runner: FlaskCliRunner, services: Services, seeded: None
+) -> None:
+    with services.transaction() as session:
+        amina = session.scalars(select(Client)).one()
+        pin_hash = _with_pin(session, amina).pin_hash
+        actions_before = _audit_actions(session, amina)
+
+    result = runner.invoke(activation_code_command, ["C-0042", "--officer", "S001"])
+
+    assert result.exit_code == 1
+    assert "Amina W. (C-0042) already has a PIN" in result.output
+    assert "reset it first: impact-connect clients reset-pin C-0042 --officer ..." in result.output
+    assert "sets one PIN" not in result.output
+    with services.transaction() as session:
+        assert session.scalars(select(ActivationCode)).all() == []
+        amina = session.scalars(select(Client)).one()
+        assert _audit_actions(session, amina) == actions_before
+        assert amina.pin_hash == pin_hash
+    # after the reset the officer's next code is usable
+    assert runner.invoke(reset_pin_command, ["C-0042", "--officer", "S001"]).exit_code == 0
+    assert runner.invoke(activation_code_command, ["C-0042", "--officer", "S001"]).exit_code == 0

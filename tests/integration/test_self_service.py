@@ -153,6 +153,22 @@ def test_a_new_pin_confirmed_after_the_stage_expired_is_asked_again(client, serv
         assert session.scalars(select(Client)).one().pin_hash is None
 
 
+def test_a_session_dropped_before_the_pin_was_chosen_leaves_the_code_working(client, services, activation_code):
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    assert "Choose a new PIN" in phone.send(activation_code)  # then the network drops the session
+    again = Phone(client)
+    again.dial()
+    again.send("2")
+    assert "Choose a new PIN" in again.send(activation_code)
+    again.send(PIN)
+    assert "**1234" in again.send(PIN)  # PIN set, balances shown
+    third = Phone(client)
+    third.dial()
+    assert "Enter your PIN" in third.send("2")  # the code was spent by the PIN: it is not asked for again
+
+
 def test_a_weak_pin_is_refused(client, services, activation_code):
     phone = Phone(client)
     phone.dial()
@@ -251,3 +267,22 @@ def test_my_progress_shows_bands_over_time_and_the_direction_never_likelihoods(c
     assert bands[1] in progress and "%" not in progress
     if bands[0] != bands[1]:
         assert "→" in progress or "->" in progress
+
+
+def test_an_officers_unlock_lets_the_right_pin_in_even_after_many_wrong_ones_from_the_phone(services, activation_code):
+    from accounts.limiter import build_limiter
+
+    with services.transaction() as session:
+        client_id = session.scalars(select(Client)).one().id
+        accounts.set_pin(session, client_id, PIN, phone=PHONE, now=utcnow())
+    limiter, now = build_limiter(services), utcnow()
+    for attempt in range(10):  # three lock-outs, each lifted by an officer, then one more wrong try
+        with services.transaction() as session:
+            accounts.verify_pin(session, limiter, client_id, "1111", phone=PHONE, now=now, settings=services.settings)
+            if attempt % 3 == 2:
+                accounts.unlock(session, session.get(Client, client_id), actor="staff:S001", now=now, limiter=limiter)
+    with services.transaction() as session:
+        accounts.unlock(session, session.get(Client, client_id), actor="staff:S001", now=now, limiter=limiter)
+    with services.transaction() as session:
+        check = accounts.verify_pin(session, limiter, client_id, PIN, phone=PHONE, now=now, settings=services.settings)
+    assert check.ok and not check.locked_minutes
