@@ -11,6 +11,8 @@ import unicodedata
 
 YES_WORDS = frozenset({"yes", "ndio", "ndiyo", "oui", "si", "हाँ", "हां", "نعم"})
 NO_WORDS = frozenset({"no", "hapana", "non", "नहीं", "नही", "لا"})
+# Spanish "sí" is Swahili "si", "is not": "Si sawa" means "not OK". It counts as yes only as the whole reply.
+YES_ONLY_ALONE = frozenset({"si"})
 
 _ARABIC_MARKS = re.compile("[\u064b-\u0652\u0640]")  # harakat and tatweel do not change the word
 
@@ -21,7 +23,7 @@ def parse_consent_reply(text: str) -> bool | None:
     if not words:
         return None
     first = _meaning(words[0])
-    if first is None:
+    if first is None or (words[0] in YES_ONLY_ALONE and len(words) > 1):
         return None
     if any(_meaning(word) is (not first) for word in words[1:]):
         return None

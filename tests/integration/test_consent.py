@@ -168,6 +168,8 @@ def test_unknown_language_falls_back_to_english() -> None:
         ("नहीं", False),
         ("لا", False),
         ("yes no", None),
+        ("Si sawa", None),  # Swahili "not OK": "si" is Spanish yes only as the whole reply
+        ("si kweli", None),
         ("maybe", None),
         ("", None),
     ],
