@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from accounts.models import Client, Staff
 from db import insert_once
 from feeds import stale
-from scoring.errors import BandsError, InvalidAnswers, ScorecardError, ScoringError
+from scoring.errors import BandsError, InvalidAnswers, ScorecardError, ScoringError, UnknownScorecard
 from scoring.loader import load_scorecard
 from scoring.scorecard import (
     Band,
@@ -177,6 +177,8 @@ def _config_from_row(row: PpiSettings) -> PpiConfig:
 def _scorecard(scorecard_id: str) -> Scorecard:
     try:
         return load_scorecard(scorecard_id)
+    except UnknownScorecard as exc:
+        raise SurveyError(exc.message) from None  # without the server's file path: it reaches API callers
     except ScorecardError as exc:
         raise SurveyError(str(exc)) from None
 

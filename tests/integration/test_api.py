@@ -372,6 +372,11 @@ def test_admin_reads_and_changes_ppi_settings(client: FlaskClient, services: Ser
         "/api/v1/ppi/settings", json={**body, "headline_line": "nope"}, headers={"Authorization": f"Bearer {admin}"}
     )
     assert wrong.status_code == 400 and "nope" in wrong.get_json()["detail"]
+    unknown = client.put(
+        "/api/v1/ppi/settings", json={**body, "scorecard_id": "NOPE"}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    detail = unknown.get_json()["detail"]
+    assert unknown.status_code == 400 and detail.startswith("unknown scorecard 'NOPE'") and ".json" not in detail
 
 
 # --- aggregates --------------------------------------------------------------------------------------------------
