@@ -65,6 +65,14 @@ def _activate(phone: Phone, code: str) -> str:
     return phone.send(PIN)
 
 
+def _at_new_pin(client, code: str) -> tuple[Phone, str]:
+    """A phone that dialled, chose balances and gave its activation code: the screen asks for a new PIN."""
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    return phone, phone.send(code)
+
+
 def test_a_client_activates_sets_a_pin_and_sees_masked_balances(client, services, activation_code):
     phone = Phone(client)
     balances = _activate(phone, activation_code)
@@ -74,10 +82,7 @@ def test_a_client_activates_sets_a_pin_and_sees_masked_balances(client, services
 
 
 def test_the_pin_never_reaches_redis_state(client, services, activation_code):
-    phone = Phone(client)
-    phone.dial()
-    phone.send("2")
-    phone.send(activation_code)
+    phone, _ = _at_new_pin(client, activation_code)
     phone.send(PIN)
     for key in services.redis.keys("conv:*"):
         stored = services.redis.get(key).decode()
@@ -140,10 +145,7 @@ def test_a_verified_pin_is_asked_again_after_five_quiet_minutes_of_a_day_long_sm
 
 
 def test_a_new_pin_confirmed_after_the_stage_expired_is_asked_again(client, services, activation_code):
-    phone = Phone(client)
-    phone.dial()
-    phone.send("2")
-    phone.send(activation_code)
+    phone, _ = _at_new_pin(client, activation_code)
     phone.send(PIN)  # staged as a hash for five minutes
     with services.transaction() as session:
         services.redis.delete(f"pin-stage:{session.scalars(select(Client)).one().id}")  # the five minutes passed
@@ -154,14 +156,10 @@ def test_a_new_pin_confirmed_after_the_stage_expired_is_asked_again(client, serv
 
 
 def test_a_session_dropped_before_the_pin_was_chosen_leaves_the_code_working(client, services, activation_code):
-    phone = Phone(client)
-    phone.dial()
-    phone.send("2")
-    assert "Choose a new PIN" in phone.send(activation_code)  # then the network drops the session
-    again = Phone(client)
-    again.dial()
-    again.send("2")
-    assert "Choose a new PIN" in again.send(activation_code)
+    _, asked = _at_new_pin(client, activation_code)
+    assert "Choose a new PIN" in asked  # then the network drops the session
+    again, asked_again = _at_new_pin(client, activation_code)
+    assert "Choose a new PIN" in asked_again
     again.send(PIN)
     assert "**1234" in again.send(PIN)  # PIN set, balances shown
     third = Phone(client)
@@ -170,10 +168,7 @@ def test_a_session_dropped_before_the_pin_was_chosen_leaves_the_code_working(cli
 
 
 def test_a_weak_pin_is_refused(client, services, activation_code):
-    phone = Phone(client)
-    phone.dial()
-    phone.send("2")
-    phone.send(activation_code)
+    phone, _ = _at_new_pin(client, activation_code)
     refused = phone.send("1234")
     assert refused.startswith("CON ") and "PIN" in refused
     with services.transaction() as session:
@@ -181,10 +176,7 @@ def test_a_weak_pin_is_refused(client, services, activation_code):
 
 
 def test_the_new_pin_screen_asks_for_the_four_digits_a_pin_has(client, services, activation_code):
-    phone = Phone(client)
-    phone.dial()
-    phone.send("2")
-    asked = phone.send(activation_code)
+    phone, asked = _at_new_pin(client, activation_code)
     assert "Choose a new PIN (4 digits):" in asked
     assert "A PIN has 4 digits." in phone.send("729461")  # six digits: refused by the screen that asked
     with services.transaction() as session:
