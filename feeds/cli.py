@@ -128,8 +128,9 @@ def _describe(outcome: Outcome) -> str:
 
 
 def _status_line(row: FeedDelivery) -> str:
-    when = row.delivered_at or row.next_attempt_at
-    label = "delivered" if row.delivered_at else "next attempt"
+    delivered = row.status == delivery.DELIVERED  # a replayed delivery keeps the time of its earlier delivery
+    when = row.delivered_at if delivered else row.next_attempt_at
+    label = "delivered" if delivered else "next attempt"
     parts = [f"{row.id:>5}", f"{row.status:<9}", f"attempts={row.attempts}", f"created={row.created_at:%Y-%m-%d %H:%M}"]
     if when is not None:
         parts.append(f"{label}={when:%Y-%m-%d %H:%M}")

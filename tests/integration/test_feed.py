@@ -220,6 +220,20 @@ def test_after_max_attempts_the_delivery_is_dead_and_replay_resends_with_the_sam
     assert re.search(rf"{delivery_id}\s+delivered\s+attempts=1", listing.output)
 
 
+def test_a_replayed_delivery_that_fails_is_listed_with_its_next_attempt_not_its_old_delivery(
+    app: Flask, services: Services, receiver: Receiver, runner: FlaskCliRunner
+) -> None:
+    delivery_id, outcome = jobs.push_with(services, now=T0)
+    assert outcome.status == "delivered"
+    receiver.failures = 2  # the first request (delivered above) counts: the replay fails
+    receiver.clock = datetime.now(UTC)
+    result = runner.invoke(feed_cli.replay_command, [str(delivery_id)])
+    assert f"delivery {delivery_id}: pending" in result.output
+    listing = runner.invoke(feed_cli.status_command, []).output
+    assert re.search(rf"{delivery_id}\s+pending\s+attempts=1 .* next attempt=", listing)
+    assert "delivered=" not in listing
+
+
 def test_feed_push_builds_and_delivers_now(services: Services, receiver: Receiver, runner: FlaskCliRunner) -> None:
     _seed(services)
     receiver.clock = datetime.now(UTC)
