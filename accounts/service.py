@@ -11,6 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -106,10 +107,11 @@ def issue_activation_code(session: Session, client: Client, *, issued_by: str, n
     return code
 
 
-def activate(session: Session, client_id: int, code: str, *, now: datetime) -> bool:
+def activate(session: Session, client_id: int, code: str, *, now: datetime, timezone: str = "UTC") -> bool:
     """True when `code` matches the client's latest unexpired unused code. The code is spent when a PIN is set
     (`set_pin`), not here: a USSD session that drops at "Choose a new PIN" leaves the client a code that still
-    works, instead of a trip to the branch. A few wrong tries spend it."""
+    works, instead of a trip to the branch. A few wrong tries spend it. `activated_on` is the day on the MFI's
+    calendar (`timezone`)."""
     latest = session.scalars(
         select(ActivationCode)
         .where(ActivationCode.client_id == client_id, ActivationCode.used_at.is_(None))
@@ -125,7 +127,7 @@ def activate(session: Session, client_id: int, code: str, *, now: datetime) -> b
             latest.used_at = now
         return False
     client = session.get_one(Client, client_id)
-    client.activated_on = client.activated_on or now.date()
+    client.activated_on = client.activated_on or now.astimezone(ZoneInfo(timezone)).date()
     _audit(session, client_id, ACTION_ACTIVATED, "client", now)
     return True
 

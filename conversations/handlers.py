@@ -334,7 +334,8 @@ def _verify_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
 
 
 def _activate(runner: _EffectRunner, effect: Any) -> EffectResult:
-    ok = accounts.activate(runner.session, effect.client_id, effect.code, now=runner.now)
+    timezone = runner.services.settings.timezone
+    ok = accounts.activate(runner.session, effect.client_id, effect.code, now=runner.now, timezone=timezone)
     return EffectResult("activation_ok" if ok else "activation_bad")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskCliRunner
@@ -99,6 +99,14 @@ def test_activation_code_sets_one_pin_and_only_its_hash_is_stored(session: Sessi
     assert service.activate(session, amina.id, code, now=NOW + timedelta(hours=1)) is False  # spent by the PIN
     assert amina.activated_on == NOW.date()
     assert _audit_actions(session, amina) == ["activation_code_issued", "activated", "activated", "pin_set"]
+
+
+def test_the_activation_day_is_the_mfis_not_utcs(session: Session, people: dict) -> None:
+    amina = people["amina"]
+    late_evening_utc = datetime(2024, 6, 14, 22, 30, tzinfo=UTC)  # 15 June, 01:30 in Nairobi
+    code = service.issue_activation_code(session, amina, issued_by="staff:S001", now=late_evening_utc, ttl_hours=24)
+    assert service.activate(session, amina.id, code, now=late_evening_utc, timezone="Africa/Nairobi")
+    assert amina.activated_on == date(2024, 6, 15)
 
 
 def test_activation_code_expires(session: Session, people: dict) -> None:
