@@ -51,8 +51,7 @@ class SubmitSurvey(Effect):
     needs_result: ClassVar[bool] = True
     client_id: int
     answers: tuple[int, ...]
-    mode: str = "self"
-    officer: bool = False
+    mode: str = "self"  # "officer": recorded as officer-assisted, with the calling officer
     scorecard_id: str = ""
 
 

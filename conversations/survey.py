@@ -193,8 +193,7 @@ def _review_input(state: State, text: str, context: Context, _: Translate) -> Ou
     if any(answer is None for answer in state.answers):
         return Outcome(_next_question(state, -1))
     answers = tuple(answer or 0 for answer in state.answers)
-    officer = state.mode == "officer"
-    submit = SubmitSurvey(state.client_id, answers, state.mode, officer, survey.scorecard_id)
+    submit = SubmitSurvey(state.client_id, answers, state.mode, survey.scorecard_id)
     return Outcome(goto(state, "await_submit"), effects=(submit,), wait=True)
 
 

@@ -119,7 +119,7 @@ def test_review_lists_answers_and_submit_sends_them() -> None:
     assert "Q1: Yes" in session.screen and "Q2: Three or more" in session.screen and "Q3: Firewood" in session.screen
     assert "1 Submit" in session.screen and "2 Change an answer" in session.screen
     step = session.type("1")
-    assert step.effects == (SubmitSurvey(JANE.id, (2, 3, 1), "self", False, "small_1"),)
+    assert step.effects == (SubmitSurvey(JANE.id, (2, 3, 1), "self", "small_1"),)
     assert step.replies == () and not step.finished
 
 
@@ -185,7 +185,7 @@ def test_officer_finds_client_confirms_and_runs_the_survey() -> None:
     answers = [session.type(text) for text in ("1", "2", "3")]
     assert answers[0].effects == (SaveAnswer(42, 0, 1, "small_1", "officer"),)
     submit = session.type("1")
-    assert submit.effects == (SubmitSurvey(42, (1, 2, 3), "officer", True, "small_1"),)
+    assert submit.effects == (SubmitSurvey(42, (1, 2, 3), "officer", "small_1"),)
     final = session.result("survey_submitted", band="Very poor", headline_score=31)
     assert "Score: 31" in final.replies[0].text and "Band: Very poor" in final.replies[0].text
     assert final.finished
