@@ -60,6 +60,7 @@ class Settings:
     outbound_channel: str = "console"
     send_timeout_seconds: float = 10.0
     sms_per_second: float = 10.0
+    sms_max_segments: int = 2  # the longest dialogue reply by SMS, in segments (each is billed); longer ones are paged
 
     core_banking: str = "ledger"
     fineract_url: str = ""
@@ -108,6 +109,8 @@ class Settings:
             raise SettingsError(f"CORE_BANKING must be ledger or fineract, not {self.core_banking!r}")
         if self.core_banking == "fineract" and not self.fineract_url:
             raise SettingsError("CORE_BANKING=fineract needs FINERACT_URL")
+        if not 1 <= self.sms_max_segments <= 10:
+            raise SettingsError(f"SMS_MAX_SEGMENTS must be 1 to 10, not {self.sms_max_segments}")
         from conversations.menus import switched_off  # the menu's names live with the menu
 
         try:

@@ -197,6 +197,7 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
         languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
         pin_status=pin_status,
         features=_menu_features(services.settings.menu_off),
+        sms_max_segments=services.settings.sms_max_segments,
     )
 
 

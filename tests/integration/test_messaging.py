@@ -339,3 +339,34 @@ def test_the_console_webhook_does_not_exist_in_production(database_url):
     )
     http = create_app(production).test_client()
     assert http.post("/webhooks/console/sms", data={"from": CLIENT_PHONE, "text": "YES"}).status_code == 404
+
+
+def test_sms_max_segments_bounds_every_dialogue_reply_and_pages_the_rest(settings, people, run_jobs):
+    from dataclasses import replace
+
+    from app import create_app
+    from gateway.encoding import segment_count
+
+    pages = {}
+    for segments in (1, 3):
+        app = create_app(replace(settings, sms_max_segments=segments))
+        try:
+            http = app.test_client()
+            for text in ("Hi", "1"):  # the menu, then question 1: Kenya's 47 counties
+                at_sms(http, CLIENT_PHONE, text)
+            run_jobs()
+            question = outbox_texts(app.extensions["services"], CLIENT_PHONE)[-1]
+            assert question.startswith("1/10") and "98" in question and segment_count(question) <= segments
+            pages[segments] = question.count("\n")
+            at_sms(http, CLIENT_PHONE, "00")
+        finally:
+            app.extensions["services"].redis.flushdb()
+            app.extensions["services"].dispose()
+    assert pages[3] > pages[1]  # a bigger budget shows more counties on the first page
+
+
+def test_sms_max_segments_outside_1_to_10_stops_the_service():
+    from settings import SettingsError
+
+    with pytest.raises(SettingsError, match="SMS_MAX_SEGMENTS must be 1 to 10, not 0"):
+        Settings.from_env({"SMS_MAX_SEGMENTS": "0"})
