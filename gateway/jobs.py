@@ -50,6 +50,7 @@ def send_outbound(message_id: int) -> str:
             text=message.text,
             idempotency_key=message.idempotency_key,
             choices=tuple(Choice(key, label) for key, label in message.choices or ()),
+            request_contact=message.request_contact,
         )
     if not claimed:
         return "claimed elsewhere"

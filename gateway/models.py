@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db import Base, utcnow
@@ -19,6 +19,7 @@ class OutboxMessage(Base):
     recipient: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     choices: Mapped[list[list[str]] | None] = mapped_column(JSON)
+    request_contact: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # Telegram's button
     # queued | sending | sent | delivered | failed | unknown (the worker died mid-send)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     segments: Mapped[int] = mapped_column(Integer, default=1)

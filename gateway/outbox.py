@@ -50,6 +50,7 @@ def queue_replies(
             text=reply.text,
             idempotency_key=f"{key_prefix}:{index}",
             choices=reply.choices,
+            request_contact=reply.request_contact,
         )
         for index, reply in enumerate(replies)
     ]
@@ -64,6 +65,7 @@ def queue_message(
     text: str,
     idempotency_key: str,
     choices: Sequence[Choice] = (),
+    request_contact: bool = False,
 ) -> int:
     """Store the message (once per idempotency key) and enqueue its sending after the transaction commits."""
     if channel in SMS_CHANNELS:
@@ -74,6 +76,7 @@ def queue_message(
         "recipient": recipient,
         "text": text,
         "choices": [[choice.key, choice.label] for choice in choices] or None,
+        "request_contact": request_contact,
         "status": "queued",
         "segments": segment_count(text) if channel in SMS_CHANNELS else 1,
     }

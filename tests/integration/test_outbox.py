@@ -15,7 +15,7 @@ from app import create_app
 from gateway import outbox
 from gateway.jobs import send_outbound
 from gateway.models import OutboxMessage
-from tests.unit.channels.channel_fakes import FakeProvider, fixture_text, serve
+from tests.unit.channels.channel_fakes import Canned, FakeProvider, fixture_text, serve
 
 CHAT = "tg:5550001234"
 
@@ -135,3 +135,27 @@ def test_an_africas_talking_delivery_report_updates_the_row(client, services):
     with services.transaction() as session:
         row = session.scalars(select(OutboxMessage)).one()
         assert row.status == "failed" and "UserInBlackList" in row.error
+
+
+def test_a_telegram_chat_not_linked_yet_gets_the_share_my_number_button(settings, provider, run_jobs):
+    import json
+
+    provider.default = Canned(200, fixture_text("telegram_send_message_ok.json"))
+    configured = dataclasses.replace(
+        settings, telegram_bot_token="123:abc", telegram_webhook_secret="s", telegram_api_url=provider.base_url + "/bot"
+    )
+    app = create_app(configured)
+    try:
+        chat = {"id": 4242, "type": "private"}
+        sender = {"id": 4242, "is_bot": False, "first_name": "A"}
+        update = {"update_id": 77, "message": {"message_id": 1, "date": 1700000000, "text": "/start", "chat": chat}}
+        update["message"]["from"] = sender
+        headers = {"X-Telegram-Bot-Api-Secret-Token": "s"}
+        assert app.test_client().post("/webhooks/telegram", json=update, headers=headers).status_code == 200
+        run_jobs()
+        [sent] = [request.form() for request in provider.requests if request.path.endswith("/sendMessage")]
+        assert "share your phone number" in sent["text"].lower()
+        keyboard = json.loads(sent["reply_markup"])["keyboard"]
+        assert keyboard[0][0]["request_contact"] is True
+    finally:
+        app.extensions["services"].dispose()
