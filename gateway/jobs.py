@@ -21,9 +21,12 @@ from db import utcnow
 from gateway.channels import SendError
 from gateway.messages import Choice, DeliveryState, Outbound, StatusUpdate
 from gateway.models import OutboxMessage
+from gateway.outbox import SEND_RETRY
 from logs import mask_phone
 
 logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = SEND_RETRY.max + 1  # the first send and RQ's retries
 
 
 def send_outbound(message_id: int) -> str:
@@ -37,6 +40,7 @@ def send_outbound(message_id: int) -> str:
             if message.status == "sending":
                 return _abandoned_or_in_progress(session, message, services.settings.send_timeout_seconds)
             return message.status
+        attempt = (message.attempts or 0) + 1  # read before the claim, which counts it
         claimed = _rows_changed(
             session.execute(
                 update(OutboxMessage)
@@ -58,7 +62,7 @@ def send_outbound(message_id: int) -> str:
     try:
         provider_id = services.channels[outbound.channel].send(outbound)
     except SendError as exc:
-        return _record_failure(services, message_id, exc)
+        return _record_failure(services, message_id, exc, last_attempt=attempt >= MAX_ATTEMPTS)
     with services.transaction() as session:
         session.execute(
             update(OutboxMessage)
@@ -87,15 +91,24 @@ def _abandoned_or_in_progress(session: Any, message: OutboxMessage, send_timeout
     return "unknown" if marked else "in progress"
 
 
-def _record_failure(services: bootstrap.Services, message_id: int, error: SendError) -> str:
-    status = "queued" if error.retryable else "failed"
+def _record_failure(services: bootstrap.Services, message_id: int, error: SendError, *, last_attempt: bool) -> str:
+    """A retryable failure goes back to queued for RQ's next attempt, unless the attempts are used up: then, like a
+    permanent one, the row is failed with the provider's reason (it would otherwise stay queued with no job left)."""
+    retry = error.retryable and not last_attempt
     with services.transaction() as session:
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == message_id).values(status=status, error=error.message[:500])
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(status="queued" if retry else "failed", error=error.message[:500])
         )
-    if error.retryable:
+    if retry:
         raise error  # RQ's Retry schedules the next attempt
-    logger.warning("outbox %s failed permanently: %s", message_id, error.message)
+    logger.warning(
+        "outbox %s failed for good after %s: %s",
+        message_id,
+        "its last attempt" if error.retryable else "a permanent error",
+        error.message,
+    )
     return "failed"
 
 

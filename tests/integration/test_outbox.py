@@ -159,3 +159,30 @@ def test_a_telegram_chat_not_linked_yet_gets_the_share_my_number_button(settings
         assert keyboard[0][0]["request_contact"] is True
     finally:
         app.extensions["services"].dispose()
+
+
+def test_a_message_whose_retries_run_out_is_marked_failed_with_the_providers_reason(app, settings, provider):
+    provider.default = Canned(500, '{"ok": false, "description": "Internal Server Error"}')
+    configured = dataclasses.replace(
+        settings, telegram_bot_token="123:abc", telegram_api_url=provider.base_url + "/bot"
+    )
+    services = create_app(configured).extensions["services"]
+    services.queue = Queue("default", connection=services.redis)  # a real queue with retries, even when embedded
+    try:
+        with services.transaction() as session:
+            message_id = outbox.queue_message(
+                session, services, channel="telegram", recipient="tg:1", text="Habari", idempotency_key="k-exhaust"
+            )
+        scheduled = ScheduledJobRegistry(queue=services.queue)
+        for _ in range(10):  # run each retry at once instead of waiting for its back-off
+            SimpleWorker([services.queue], connection=services.redis).work(burst=True, with_scheduler=False)
+            for job_id in scheduled.get_job_ids():
+                scheduled.remove(job_id)
+                services.queue.enqueue_job(Job.fetch(job_id, connection=services.redis))
+        assert len(provider.requests) == 7  # the first send and six retries, every one a 500
+        with services.transaction() as session:
+            row = session.get(OutboxMessage, message_id)
+            assert (row.status, row.attempts) == ("failed", 7) and "Internal Server Error" in row.error
+        assert scheduled.get_job_ids() == []
+    finally:
+        services.dispose()
