@@ -124,7 +124,7 @@ class Settings:
             problems.append("DATABASE_URL is SQLite (set a PostgreSQL URL)")
         if not self.redis_url:
             problems.append("REDIS_URL is unset (the in-process fakeredis is for development only)")
-        if self.secret_key == DEV_SECRET_KEY:
+        if self.secret_key == DEV_SECRET_KEY or not self.secret_key.strip():
             problems.append("SECRET_KEY is unset")
         if problems:
             raise SettingsError("refusing to start with APP_ENV=production: " + "; ".join(problems))

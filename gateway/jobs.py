@@ -10,6 +10,7 @@ worker died mid-send) is not sent again automatically: whether the provider got 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from logs import mask_phone
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = SEND_RETRY.max + 1  # the first send and RQ's retries
+FINAL_STATES = (DeliveryState.DELIVERED.value, DeliveryState.FAILED.value)
 
 
 def send_outbound(message_id: int) -> str:
@@ -113,17 +115,24 @@ def _record_failure(services: bootstrap.Services, message_id: int, error: SendEr
 
 
 def _respect_rate_limit(services: bootstrap.Services, channel: str) -> None:
-    """At most `sms_per_second` messages per second per provider account, shared by every worker."""
-    limit = max(int(services.settings.sms_per_second), 1)
+    """At most `sms_per_second` messages per second per provider account, shared by every worker, never more: a
+    rate below one is a window of several seconds with one message (0.5/s: one every 2 s)."""
+    seconds, limit = send_window(services.settings.sms_per_second)
     while True:
-        window = int(time.time())
-        key = f"rate:send:{channel}:{window}"
+        window = int(time.time()) // seconds
+        key = f"rate:send:{channel}:{seconds}:{window}"
         count = services.redis.incr(key)
         if count == 1:
-            services.redis.expire(key, 5)
+            services.redis.expire(key, seconds + 5)
         if int(count) <= limit:
             return
-        time.sleep(max(0.0, window + 1 - time.time()))
+        time.sleep(max(0.0, (window + 1) * seconds - time.time()))
+
+
+def send_window(per_second: float) -> tuple[int, int]:
+    """(window in seconds, messages in it), never above `per_second`: 10 -> (1, 10), 2.5 -> (1, 2), 0.5 -> (2, 1)."""
+    seconds = max(1, math.ceil(1 / per_second)) if per_second > 0 else 1
+    return seconds, max(1, math.floor(per_second * seconds))
 
 
 def apply_status(services: bootstrap.Services, updates: list[StatusUpdate]) -> int:
@@ -140,6 +149,7 @@ def apply_status(services: bootstrap.Services, updates: list[StatusUpdate]) -> i
                     .where(
                         OutboxMessage.channel == status.channel,
                         OutboxMessage.provider_message_id == status.provider_message_id,
+                        OutboxMessage.status.not_in(FINAL_STATES),  # a late report never undoes a final one
                     )
                     .values(**values)
                 )

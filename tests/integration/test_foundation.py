@@ -45,6 +45,11 @@ def test_readyz_is_503_when_redis_is_unreachable(settings):
             {"APP_ENV": "production", "DATABASE_URL": "postgresql+psycopg://db/x", "REDIS_URL": "redis://r"},
             "SECRET_KEY is unset",
         ),
+        (
+            {"APP_ENV": "production", "DATABASE_URL": "postgresql+psycopg://db/x", "REDIS_URL": "redis://r"}
+            | {"SECRET_KEY": "   "},
+            "SECRET_KEY is unset",
+        ),
     ],
 )
 def test_production_refuses_development_defaults_and_says_which(environ, named):

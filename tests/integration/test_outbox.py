@@ -186,3 +186,28 @@ def test_a_message_whose_retries_run_out_is_marked_failed_with_the_providers_rea
         assert scheduled.get_job_ids() == []
     finally:
         services.dispose()
+
+
+@pytest.mark.parametrize(
+    ("per_second", "window"), [(10, (1, 10)), (2.5, (1, 2)), (1, (1, 1)), (0.5, (2, 1)), (0.2, (5, 1))]
+)
+def test_the_send_rate_is_never_above_sms_per_second(per_second: float, window: tuple[int, int]) -> None:
+    from gateway.jobs import send_window
+
+    assert send_window(per_second) == window
+    seconds, messages = window
+    assert messages / seconds <= per_second
+
+
+def test_a_late_delivery_report_never_undoes_a_final_status(services) -> None:
+    from gateway.jobs import apply_status
+    from gateway.messages import DeliveryState, StatusUpdate
+
+    with services.transaction() as session:
+        session.add(OutboxMessage(idempotency_key="k-late", channel="twilio-sms", recipient="+254700000002", text="Hi",
+                                  status="sent", provider_message_id="SM1"))  # fmt: skip
+    report = {state: StatusUpdate("twilio-sms", "SM1", state) for state in DeliveryState}
+    assert apply_status(services, [report[DeliveryState.DELIVERED]]) == 1
+    assert apply_status(services, [report[DeliveryState.SENT], report[DeliveryState.FAILED]]) == 0  # late, out of order
+    with services.transaction() as session:
+        assert session.scalars(select(OutboxMessage)).one().status == "delivered"
