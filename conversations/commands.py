@@ -21,6 +21,7 @@ from conversations.dialogue import Start, UserInput
 from conversations.keywords import parse_keyword
 from conversations.repository import DraftRepository
 from conversations.survey import SURVEY_NODES
+from gateway.encoding import normalise_for_sms, segment_count
 from gateway.messages import Inbound, Reply
 from locales import SUPPORTED, Translate, gettext_for, normalise_locale
 from surveys import service as surveys
@@ -77,7 +78,8 @@ def keyword_replies(
     if keyword.name == "lang":
         return _change_language(session, caller, keyword.args, translate)
     if keyword.name == "ppi" and caller.role == "officer":
-        return _officer_form(services, session, caller, keyword.args, translate)
+        sms_budget = None if inbound.channel == "telegram" else services.settings.sms_max_segments
+        return _officer_form(services, session, caller, keyword.args, translate, sms_budget)
     return None
 
 
@@ -128,7 +130,12 @@ def _drop_pending_form(services: Services, caller: Caller) -> None:
 
 
 def _officer_form(
-    services: Services, session: Session, caller: Caller, args: tuple[str, ...], translate: Translate
+    services: Services,
+    session: Session,
+    caller: Caller,
+    args: tuple[str, ...],
+    translate: Translate,
+    sms_budget: int | None,
 ) -> list[Reply] | None:
     """`PPI C0002` alone is the dialogue's job; with answers it is the one-shot form, checked and confirmed."""
     _ = translate
@@ -144,7 +151,7 @@ def _officer_form(
         return [Reply(_("PPI surveys are not active."))]
     preview = surveys.preview(config, [_as_int(value) for value in args[1:]])
     if preview.problems:
-        return [Reply(_("Not saved. %(problems)s", problems="; ".join(preview.problems)))]
+        return [Reply(_problems_reply(preview.problems, translate, sms_budget))]
     pending = {"client_id": client.id, "answers": [int(value) for value in args[1:]]}
     services.redis.set(_pending_key(caller), json.dumps(pending), ex=PENDING_TTL_SECONDS)
     band = preview.band or "-"
@@ -158,6 +165,18 @@ def _officer_form(
             )
         )
     ]
+
+
+def _problems_reply(problems: tuple[str, ...], translate: Translate, sms_budget: int | None) -> str:
+    """'Not saved.' with as many of the form's problems as fit the SMS budget (in segments), then '...': the officer
+    fixes those and sends the form again. Telegram (no budget) gets them all."""
+    shown = list(problems)
+    while True:
+        listed = "; ".join(shown) + ("; ..." if len(shown) < len(problems) else "")
+        text = translate("Not saved. %(problems)s", problems=listed)
+        if sms_budget is None or len(shown) == 1 or segment_count(normalise_for_sms(text)) <= sms_budget:
+            return text
+        shown.pop()
 
 
 def _as_int(value: str) -> int:

@@ -119,6 +119,16 @@ def test_officer_one_shot_form_names_each_wrong_answer(client, services, people,
         assert session.scalars(select(SurveyResponse)).all() == []
 
 
+def test_a_one_shot_form_with_many_wrong_answers_is_answered_within_the_sms_budget(client, services, people, run_jobs):
+    from gateway.encoding import segment_count
+
+    at_sms(client, OFFICER_PHONE, "PPI C0002 " + " ".join(["99"] * 12))  # ten wrong answers and two extra ones
+    run_jobs()
+    reply = outbox_texts(services, OFFICER_PHONE)[-1]
+    assert reply.startswith("Not saved. Q1: reply 1-") and reply.endswith("; ...")
+    assert segment_count(reply) <= services.settings.sms_max_segments
+
+
 def test_officer_one_shot_form_shows_score_and_band_then_saves_on_yes(client, services, people, run_jobs):
     at_sms(client, OFFICER_PHONE, "PPI C0002 1 1 1 1 1 1 1 1 1 1")
     run_jobs()
