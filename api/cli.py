@@ -24,8 +24,8 @@ def apikeys_group() -> None:
 @click.option("--offices", default=None, help="Lender keys: only clients under these offices (O2,O3).")
 @with_appcontext
 def create_command(scope: str, name: str | None, lender: str | None, funds: str | None, offices: str | None) -> None:
-    _check_length("--name", name, ApiKey.name.type.length)
-    _check_length("--lender", lender, ApiKey.lender.type.length)
+    check_length("--name", name, ApiKey.name.type.length)
+    check_length("--lender", lender, ApiKey.lender.type.length)
     with _services().transaction() as session:
         try:
             key, plaintext = keys.create_key(
@@ -73,8 +73,9 @@ def revoke_command(prefix: str) -> None:
     click.echo(f"revoked {prefix}")
 
 
-def _check_length(option: str, value: str | None, longest: int) -> None:
-    """Refuse what the model's column cannot hold (PostgreSQL raises DataError on it, SQLite stores it anyway)."""
+def check_length(option: str, value: str | None, longest: int) -> None:
+    """Refuse what the model's column cannot hold (PostgreSQL raises DataError on it, SQLite stores it anyway); the
+    consent commands use it too."""
     if value is not None and len(value) > longest:
         raise click.BadParameter(f"at most {longest} characters, not {len(value)}", param_hint=f"'{option}'")
 

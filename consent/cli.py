@@ -6,15 +6,13 @@ import json
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy.orm import Session
 
-from accounts.models import Client
+from accounts.cli import one_client
+from api.cli import check_length
 from bootstrap import Services
 from consent import service
 from consent.models import ConsentEvent
 from db import utcnow
-
-LENDER_MAX_LENGTH: int = ConsentEvent.lender.type.length
 
 
 @click.group("consent", help="Data-sharing consent (the append-only ledger).")
@@ -32,11 +30,10 @@ def consent_group() -> None:
 def record_command(who: str, granted: bool | None, officer: str, lender: str | None, language: str | None) -> None:
     if granted is None:
         raise click.UsageError("say --grant or --revoke")
-    if lender is not None and len(lender) > LENDER_MAX_LENGTH:
-        raise click.BadParameter(f"at most {LENDER_MAX_LENGTH} characters, not {len(lender)}", param_hint="'--lender'")
+    check_length("--lender", lender, ConsentEvent.lender.type.length)
     services = _services()
     with services.transaction() as session:
-        client = _client_or_fail(session, who)
+        client = one_client(session, who, services)
         try:
             event = service.record_paper(
                 session,
@@ -61,8 +58,9 @@ def record_command(who: str, granted: bool | None, officer: str, lender: str | N
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @with_appcontext
 def history_command(who: str, as_json: bool) -> None:
-    with _services().transaction() as session:
-        client = _client_or_fail(session, who)
+    services = _services()
+    with services.transaction() as session:
+        client = one_client(session, who, services)
         events = service.history_export(session, client.id)
     if as_json:
         click.echo(json.dumps({"client": client.external_id, "events": events}, ensure_ascii=False, indent=2))
@@ -77,12 +75,6 @@ def history_command(who: str, as_json: bool) -> None:
             f"{item['recorded_at']}  {decision}  {item['purpose']}  {item['lender'] or 'any lender'}"
             f"  {item['channel']}  text {item['text_version']}/{item['language']}{officer}"
         )
-
-
-def _client_or_fail(session: Session, who: str) -> Client:
-    from accounts.cli import one_client  # the accounts package owns phone parsing and its messages
-
-    return one_client(session, who, _services())
 
 
 def _services() -> Services:
