@@ -7,6 +7,7 @@ import uuid
 from flask import Blueprint, Flask, Request, Response, jsonify, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import bootstrap
 from logs import configure_logging
@@ -39,6 +40,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.after_request(_security_headers)
     app.register_error_handler(Exception, _unexpected_error)
+    if settings.proxy_hops:
+        # Behind a load balancer the peer is the proxy: take the client's address (limits, logs) and the public
+        # scheme and host (Twilio's signed URL) from the headers the trusted proxies set, and from no one else.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

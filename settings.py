@@ -45,6 +45,10 @@ class Settings:
     # Main-menu entries switched off, comma-separated (names: conversations.menus.MAIN_MENU).
     menu_off: str = ""
     rate_limit_per_key_per_minute: int = 120
+    # Failed API keys (unknown, malformed, revoked, wrong secret) one client address may present per minute.
+    bad_api_keys_per_address_per_minute: int = 20
+    # Reverse proxies in front of the web process that set X-Forwarded-For/-Proto/-Host (0: none, trust no header).
+    proxy_hops: int = 0
 
     at_username: str = ""
     at_api_key: str = ""
@@ -109,6 +113,10 @@ class Settings:
             raise SettingsError(f"CORE_BANKING must be ledger or fineract, not {self.core_banking!r}")
         if self.core_banking == "fineract" and not self.fineract_url:
             raise SettingsError("CORE_BANKING=fineract needs FINERACT_URL")
+        if not 0 <= self.proxy_hops <= 5:
+            raise SettingsError(f"PROXY_HOPS must be 0 to 5, not {self.proxy_hops}")
+        if self.bad_api_keys_per_address_per_minute < 1:
+            raise SettingsError("BAD_API_KEYS_PER_ADDRESS_PER_MINUTE must be at least 1")
         if not 1 <= self.sms_max_segments <= 10:
             raise SettingsError(f"SMS_MAX_SEGMENTS must be 1 to 10, not {self.sms_max_segments}")
         from conversations.menus import switched_off  # the menu's names live with the menu

@@ -1,12 +1,17 @@
-"""Bearer-key authentication and the per-key rate limit, run before every `/api/v1` request except the document.
+"""Bearer-key authentication and the rate limits, run before every `/api/v1` request except the document.
 
-The rate limit is a fixed one-minute window per key in Redis (`INCR` + `EXPIRE`): simple, shared by every web
-process, and cheap. A caller over the limit gets 429 with `Retry-After` set to the seconds left in the window.
-If Redis is unreachable the limit is skipped (logged), so a cache outage does not take the API down with it.
+Both limits are fixed one-minute windows in Redis (`INCR` + `EXPIRE`): simple, shared by every web process, and
+cheap. One counts the requests of each key; the other counts the failed keys (unknown, malformed, revoked) that one
+client address presents, so a script trying keys gets 429 before each try costs a database read, and a leaked but
+revoked key cannot be replayed at full speed. The address is hashed with the app secret before it becomes a Redis
+key. A caller over a limit gets 429 with `Retry-After` set to the seconds left in the window. If Redis is
+unreachable the limits are skipped (logged), so a cache outage does not take the API down with it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from datetime import datetime
 
@@ -21,17 +26,27 @@ logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
 
 
-def caller_for(services: Services, authorization: str | None, *, now: datetime) -> keys.Caller:
-    """The authenticated caller for an `Authorization` header value; raises ApiProblem 401 or 429."""
+def caller_for(services: Services, authorization: str | None, *, now: datetime, address: str | None) -> keys.Caller:
+    """The authenticated caller for an `Authorization` header value sent from `address` (the client's IP);
+    raises ApiProblem 401 or 429."""
     presented = _bearer_token(authorization)
+    failures_key = _failures_key(services, address, now)
+    if _count(services, failures_key, now, add=0) >= services.settings.bad_api_keys_per_address_per_minute:
+        _refuse(now, "too many invalid API keys from this address")
     with services.transaction() as session:
         caller = keys.authenticate(session, presented, now=now)
     if caller is None:
+        _count(services, failures_key, now, add=1)
         raise ApiProblem(401, "invalid API key", "the key is unknown, malformed or revoked")
-    retry_after = _over_limit(services, caller.prefix, services.settings.rate_limit_per_key_per_minute, now)
-    if retry_after is not None:
-        raise ApiProblem(429, "rate limit exceeded", f"retry in {retry_after} s", headers={"Retry-After": retry_after})
+    requests = _count(services, f"ic:api-rate:{caller.prefix}:{_window(now)}", now, add=1)
+    if requests > services.settings.rate_limit_per_key_per_minute:
+        _refuse(now, "rate limit exceeded")
     return caller
+
+
+def _refuse(now: datetime, title: str) -> None:
+    retry_after = WINDOW_SECONDS - int(now.timestamp()) % WINDOW_SECONDS
+    raise ApiProblem(429, title, f"retry in {retry_after} s", headers={"Retry-After": retry_after})
 
 
 def _bearer_token(authorization: str | None) -> str:
@@ -43,18 +58,25 @@ def _bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def _over_limit(services: Services, prefix: str, limit: int, now: datetime) -> int | None:
-    """Seconds until the window ends when this request is over `limit`, else None."""
-    epoch = int(now.timestamp())
-    window_key = f"ic:api-rate:{prefix}:{epoch // WINDOW_SECONDS}"
+def _window(now: datetime) -> int:
+    return int(now.timestamp()) // WINDOW_SECONDS
+
+
+def _failures_key(services: Services, address: str | None, now: datetime) -> str:
+    digest = hmac.new(services.settings.secret_key.encode(), (address or "-").encode(), hashlib.sha256).hexdigest()
+    return f"ic:api-bad-keys:{digest[:24]}:{_window(now)}"
+
+
+def _count(services: Services, window_key: str, now: datetime, *, add: int) -> int:
+    """The window's count after adding `add` (0: just read it); 0 when Redis is unreachable."""
     try:
+        if not add:
+            return int(services.redis.get(window_key) or 0)
         pipeline = services.redis.pipeline()
-        pipeline.incr(window_key)
+        pipeline.incrby(window_key, add)
         pipeline.expire(window_key, WINDOW_SECONDS * 2)
         count, _ = pipeline.execute()
     except redis.exceptions.RedisError as exc:
-        logger.warning("API rate limit skipped for key %s: redis unavailable (%s)", prefix, type(exc).__name__)
-        return None
-    if int(count) <= limit:
-        return None
-    return WINDOW_SECONDS - epoch % WINDOW_SECONDS
+        logger.warning("API rate limit skipped: redis unavailable (%s)", type(exc).__name__)
+        return 0
+    return int(count)

@@ -55,7 +55,9 @@ def _services() -> Services:
 def _authenticate() -> None:
     if request.endpoint == "api.openapi_document":
         return
-    g.api_caller = caller_for(_services(), request.headers.get("Authorization"), now=utcnow())
+    g.api_caller = caller_for(
+        _services(), request.headers.get("Authorization"), now=utcnow(), address=request.remote_addr
+    )
 
 
 @blueprint.errorhandler(ApiProblem)

@@ -180,6 +180,53 @@ def test_over_the_rate_limit_a_key_gets_429_with_retry_after(app, settings: Sett
         services.dispose()
 
 
+def test_an_address_trying_bad_keys_gets_429_and_its_good_key_waits_too(app, settings: Settings) -> None:
+    limited = create_app(replace(settings, bad_api_keys_per_address_per_minute=3))
+    services: Services = limited.extensions["services"]
+    try:
+        good = _key(services, "portal")
+        revoked = _key(services, "portal")
+        with services.transaction() as session:
+            keys.revoke_key(session, revoked.split("_")[1], now=NOW)
+        http = limited.test_client()
+        guesses = [good[:-4] + "zzzz", "ick_nosuchkey_secret", revoked]
+        assert [_get(http, "/aggregates?level=all", guess).status_code for guess in guesses] == [401, 401, 401]
+        refused = _get(http, "/aggregates?level=all", good)
+        assert (
+            refused.status_code == 429 and refused.get_json()["error"] == "too many invalid API keys from this address"
+        )
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+        elsewhere = http.get(
+            "/api/v1/aggregates?level=all",
+            headers={"Authorization": f"Bearer {good}"},
+            environ_base={"REMOTE_ADDR": "10.0.0.9"},
+        )
+        assert elsewhere.status_code == 200  # the limit is per address: the MFI's portal elsewhere is not locked out
+        assert not any("10.0.0.9" in key.decode() or "127.0.0.1" in key.decode() for key in services.redis.keys())
+    finally:
+        services.redis.flushdb()
+        services.dispose()
+
+
+def test_behind_a_proxy_the_bad_key_limit_counts_the_forwarded_client_not_the_proxy(app, settings: Settings) -> None:
+    limited = create_app(replace(settings, bad_api_keys_per_address_per_minute=2, proxy_hops=1))
+    services: Services = limited.extensions["services"]
+    try:
+        good = _key(services, "portal")
+        http = limited.test_client()
+
+        def from_client(address: str, key: str) -> int:
+            headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": address}
+            return http.get("/api/v1/aggregates?level=all", headers=headers).status_code
+
+        assert [from_client("203.0.113.7", "ick_nosuchkey_secret") for _ in range(3)] == [401, 401, 429]
+        assert from_client("198.51.100.2", good) == 200  # another client behind the same proxy
+    finally:
+        services.redis.flushdb()
+        services.dispose()
+
+
 # --- what a lender sees ------------------------------------------------------------------------------------------
 
 
