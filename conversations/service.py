@@ -25,7 +25,7 @@ from conversations.engine import advance
 from conversations.repository import DraftRepository, HeldSession, LiveSession, LiveSessionStore, input_digest
 from db import utcnow
 from gateway import outbox
-from gateway.messages import Choice, Inbound, Reply
+from gateway.messages import Choice, Inbound, Reply, SessionEnd
 from locales import gettext_for
 from logs import mask_phone
 from scoring.scorecard import Band
@@ -77,6 +77,28 @@ def handle_inbound(services: Services, inbound: Inbound, *, now: datetime | None
         )
         translate = gettext_for(services.settings.default_locale)
         return [Reply(translate("Sorry, something went wrong. Please try again later."), final=True)]
+
+
+def end_session(services: Services, end: SessionEnd) -> None:
+    """The provider says a session is over: its live state goes now rather than at its TTL (the durable draft keeps
+    every answer for the next dial), and its outcome is logged without its input, which repeats any PIN typed."""
+    store = LiveSessionStore(services.redis, services.settings.ussd_session_ttl_seconds)
+    held = store.acquire(f"{end.channel}:{end.session_id}")
+    try:
+        store.wait(held)  # a hop still running finishes first, so it cannot write the state back afterwards
+        held.discard()
+    finally:
+        store.release(held)
+    level = logging.INFO if end.status.lower() == "success" else logging.WARNING
+    logger.log(
+        level,
+        "USSD session ended for %s: %s, %s hops, %s ms%s",
+        mask_phone(end.phone),
+        end.status,
+        "?" if end.hops is None else end.hops,
+        "?" if end.duration_ms is None else end.duration_ms,
+        f" ({end.error})" if end.error else "",
+    )
 
 
 def _handle(services: Services, inbound: Inbound, now: datetime) -> list[Reply]:

@@ -74,6 +74,20 @@ class StatusUpdate:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class SessionEnd:
+    """A provider's notice that a USSD session is over (Africa's Talking's end-of-session callback): the session's
+    live state can go, and its outcome is worth a log line. Never the session's input: it holds any PIN typed."""
+
+    channel: str
+    session_id: str
+    phone: str | None
+    status: str  # the provider's word, e.g. Success, Failed
+    hops: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+
+
 class HeaderPairs(Protocol):
     """The request's headers as name/value pairs: a dict, or werkzeug's `Headers` (passed as it is)."""
 

@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import redis
 from flask import Blueprint, Response, current_app, request
 
 from bootstrap import Services
-from conversations.service import BackingServiceDown, handle_inbound
+from conversations.service import BackingServiceDown, end_session, handle_inbound
 from gateway.channels import BadRequest, Forbidden
 from gateway.jobs import apply_status
 from gateway.messages import WebhookRequest, WebhookResponse
@@ -114,6 +115,23 @@ def _status_view(slug: str):  # type: ignore[no-untyped-def]
 
     view.__name__ = f"status_{slug.replace('-', '_')}"
     return view
+
+
+@blueprint.post("/africastalking/ussd/end")
+def ussd_session_end() -> Response:
+    """Africa's Talking's end-of-session notification (configured as its own callback URL in AT's dashboard)."""
+    services = _services()
+    channel = services.channels["at-ussd"]
+    ends = _verified(channel, channel.parse_end)
+    if isinstance(ends, Response):
+        return ends
+    for end in ends:
+        try:
+            end_session(services, end)
+        except redis.exceptions.RedisError as exc:  # the live state's TTL clears it in minutes anyway
+            logger.warning("could not clear an ended USSD session: %s", type(exc).__name__)
+            return _error(503, "temporarily unavailable, retry later")
+    return Response("ok\n", status=200, content_type="text/plain; charset=utf-8")
 
 
 for _path, _slug in MESSAGE_ROUTES.items():

@@ -13,6 +13,11 @@ flip side: a PIN typed earlier in the session is repeated in every later `text`,
 The answer is `text/plain`, starting with `CON ` (wait for input) or `END ` (close the session). AT ends
 the session on any 4xx or a body without that prefix, so the view should render errors with `END`.
 AT signs nothing: the callback URL carries `?token=<at_webhook_token>` (checked when configured).
+
+AT can also post an end-of-session notification to a second URL (channels.md §1.4, from third-party sources only):
+`sessionId, serviceCode, networkCode, phoneNumber, status, cost, durationInMillis, hopsCount, input,
+lastAppResponse, errorMessage, date`. Only `sessionId` is required here; the others are read when present and
+`input` never is (it repeats any PIN the caller typed).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import logging
 from collections.abc import Sequence
 from typing import ClassVar
 
+from accounts.phones import normalise_phone
 from gateway.channels.base import BadRequest, SendError, e164, require_fields, verify_query_token
 from gateway.encoding import fits_ussd, normalise_for_sms
-from gateway.messages import Inbound, Outbound, Reply, WebhookRequest, WebhookResponse
+from gateway.messages import Inbound, Outbound, Reply, SessionEnd, WebhookRequest, WebhookResponse
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,24 @@ class AfricasTalkingUSSD:
             raise BadRequest("empty field 'sessionId'")
         return [Inbound(channel=self.slug, sender=e164(phone, "phoneNumber"), text=text, session_id=session_id)]
 
+    def parse_end(self, request: WebhookRequest) -> list[SessionEnd]:
+        form = request.form
+        session_id = (form.get("sessionId") or "").strip()
+        if not session_id:
+            raise BadRequest("missing field 'sessionId'")
+        raw_phone = form.get("phoneNumber")
+        return [
+            SessionEnd(
+                channel=self.slug,
+                session_id=session_id,
+                phone=normalise_phone(raw_phone) if raw_phone else None,  # for the log line only: never refused
+                status=(form.get("status") or "unknown").strip()[:20],
+                hops=_count(form.get("hopsCount")),
+                duration_ms=_count(form.get("durationInMillis")),
+                error=" ".join((form.get("errorMessage") or "").split())[:120] or None,
+            )
+        ]
+
     def respond(self, replies: Sequence[Reply]) -> WebhookResponse:
         text = normalise_for_sms("\n".join(reply.text for reply in replies))
         final = not replies or replies[-1].final
@@ -55,3 +79,12 @@ class AfricasTalkingUSSD:
 
     def send(self, message: Outbound) -> str | None:
         raise SendError("at-ussd cannot push messages; send them by SMS", retryable=False)
+
+
+def _count(raw: str | None) -> int | None:
+    """A non-negative whole number AT reports, or None when it is missing or not a number (a notice is a hint)."""
+    try:
+        value = int(float(raw)) if raw else None
+    except (ValueError, OverflowError):
+        return None
+    return value if value is not None and value >= 0 else None

@@ -363,3 +363,40 @@ def test_a_language_chosen_mid_session_is_used_for_the_rest_of_that_session(clie
     phone.send("2")  # Kiswahili
     assert phone.send("00").startswith("CON Menyu kuu")
     assert phone.send("1").startswith("CON 1/10 Kaya inaishi katika kaunti gani?")
+
+
+def _end_notice(client, session_id: str, **fields: str):
+    form = {"sessionId": session_id, "phoneNumber": PHONE, "status": "Failed", "input": "1*2*4821"} | fields
+    return client.post("/webhooks/africastalking/ussd/end", data=form)
+
+
+def test_africas_talkings_end_of_session_notice_clears_the_live_state_and_keeps_the_draft(
+    client, services, survey_client, caplog
+):
+    phone = Phone(client)
+    _open_survey(phone)
+    phone.send("2")
+    other = Phone(client, number=PHONE)
+    other.dial()  # another session of the same phone is left alone
+    assert len(services.redis.keys("conv:at-ussd:*")) == 2
+
+    with caplog.at_level("INFO"):
+        response = _end_notice(
+            client, phone.session_id, hopsCount="3", durationInMillis="61000", errorMessage="Session timed out"
+        )
+    assert response.status_code == 200
+    assert [key.decode() for key in services.redis.keys("conv:at-ussd:*")] == [f"conv:at-ussd:{other.session_id}"]
+    with services.transaction() as session:
+        assert session.scalars(select(ConversationDraft)).one().answers == {"0": 2}
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Failed, 3 hops, 61000 ms (Session timed out)" in logged
+    assert PHONE not in logged and "4821" not in logged  # neither the number nor the input (it holds any PIN)
+
+    offer = _open_survey(Phone(client))  # the next dial still offers the saved answers
+    assert "1 Continue" in offer
+
+
+def test_an_end_notice_without_a_session_id_is_400_and_one_for_an_unknown_session_is_200(client):
+    missing = client.post("/webhooks/africastalking/ussd/end", data={"phoneNumber": PHONE, "status": "Success"})
+    assert missing.status_code == 400 and "sessionId" in missing.get_data(as_text=True)
+    assert _end_notice(client, "ATUid_never_seen", status="Success", phoneNumber="garbage").status_code == 200

@@ -111,3 +111,37 @@ def test_ussd_cannot_push_messages() -> None:
         AfricasTalkingUSSD().send(Outbound("at-ussd", "+254711000111", "hi", "k1"))
 
     assert caught.value.retryable is False
+
+
+def test_the_end_of_session_notice_is_read_without_its_input() -> None:
+    [end] = AfricasTalkingUSSD().parse_end(form_request(fixture_form("at_ussd_session_end.form")))
+
+    assert (end.channel, end.session_id, end.phone, end.status) == (
+        "at-ussd",
+        "ATUid_3b1c8e2f0a9d4c6b",
+        "+254711000111",
+        "Failed",
+    )
+    assert (end.hops, end.duration_ms, end.error) == (4, 61000, "Session timed out")
+    assert "4821" not in repr(end)  # `input` repeats any PIN typed: it is not kept
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        ({"hopsCount": "many", "durationInMillis": "-5"}, (None, None)),
+        ({"hopsCount": "inf", "durationInMillis": "1500.0"}, (None, 1500)),
+    ],
+    ids=["not numbers", "overflow and a float"],
+)
+def test_an_end_notice_with_odd_counts_is_still_taken(changed: dict[str, str], expected: tuple) -> None:
+    form = fixture_form("at_ussd_session_end.form") | changed
+    [end] = AfricasTalkingUSSD().parse_end(form_request(form))
+    assert (end.hops, end.duration_ms) == expected
+
+
+def test_an_end_notice_needs_a_session_id_and_the_token() -> None:
+    with pytest.raises(BadRequest, match="sessionId"):
+        AfricasTalkingUSSD().parse_end(form_request(fixture_form("at_ussd_session_end.form") | {"sessionId": " "}))
+    with pytest.raises(Forbidden):
+        AfricasTalkingUSSD(webhook_token="s3cret").verify(form_request(fixture_form("at_ussd_session_end.form")))
