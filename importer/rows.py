@@ -12,7 +12,7 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from importer.cells import Cells, RowError
+from importer.cells import Cells, RowError, normalise_phone
 from importer.reader import RawRow
 
 KINDS: dict[str, tuple[str, ...]] = {
@@ -97,12 +97,16 @@ class _Seen:
     products: set[str] = field(default_factory=set)
     funds: set[str] = field(default_factory=set)
     phones: dict[str, str] = field(default_factory=dict)
+    # Staff file: each staff id's phone cell as this file sets it (None: cleared or not a number), and the rows that
+    # take a phone a stored staff member gives up in this same file (a handover) -> that staff member's id.
+    phone_moves: dict[str, str | None] = field(default_factory=dict)
+    handovers: dict[int, str] = field(default_factory=dict)
 
 
 def validate_all(kind: str, rows: Sequence[RawRow], context: Context) -> tuple[list[Record], list[RowError]]:
     """Check every row; return the valid records (in file order) and the errors of the others."""
     rule = _RULES[kind]
-    seen = _Seen()
+    seen = _Seen(phone_moves=_phone_moves(rows, context) if kind == "staff" else {})
     records: list[Record] = []
     errors: list[RowError] = []
     for raw in rows:
@@ -118,7 +122,35 @@ def validate_all(kind: str, rows: Sequence[RawRow], context: Context) -> tuple[l
             continue
         _remember(kind, record, seen)
         records.append(record)
-    return records, errors
+    return _refuse_failed_handovers(records, errors, seen)
+
+
+def _phone_moves(rows: Sequence[RawRow], context: Context) -> dict[str, str | None]:
+    """Staff id -> the phone its row sets, for rows with a phone column: read ahead, so a phone moving from one
+    officer to another is accepted whichever of the two rows comes first."""
+    moves: dict[str, str | None] = {}
+    for raw in rows:
+        external_id = " ".join(raw.cells.get("external_id", "").split())
+        if not raw.width_problem and "phone" in raw.cells and external_id and external_id not in moves:
+            moves[external_id] = (
+                normalise_phone(raw.cells["phone"], context.default_region) if raw.cells["phone"] else None
+            )
+    return moves
+
+
+def _refuse_failed_handovers(
+    records: list[Record], errors: list[RowError], seen: _Seen
+) -> tuple[list[Record], list[RowError]]:
+    """A row that takes over a phone is refused when the row giving it up was itself refused: the phone stays."""
+    imported = {record.external_id for record in records}
+    kept = []
+    for record in records:
+        holder = seen.handovers.get(record.row)
+        if holder is not None and holder not in imported:
+            errors.append(RowError(record.row, "phone", f"already belongs to staff {holder} (whose row has errors)"))
+        else:
+            kept.append(record)
+    return kept, errors
 
 
 def _check_duplicate(cells: Cells, external_id: str | None, seen: _Seen) -> None:
@@ -179,9 +211,14 @@ def _staff_row(cells: Cells, external_id: str, context: Context, seen: _Seen) ->
     office = _reference(cells, "office_external_id", context.offices.__contains__, "office", required=True)
     phone = cells.phone("phone", context.default_region) if cells.raw.get("phone") else None
     if phone is not None:
-        holder = seen.phones.get(phone) or context.staff_phones.get(phone)
-        if holder is not None and holder != external_id:
-            cells.error("phone", f"already belongs to staff {holder}")
+        earlier, stored = seen.phones.get(phone), context.staff_phones.get(phone)
+        if earlier is not None and earlier != external_id:
+            cells.error("phone", f"already belongs to staff {earlier}")
+        elif stored is not None and stored != external_id:
+            if seen.phone_moves.get(stored, phone) == phone:
+                cells.error("phone", f"already belongs to staff {stored}")
+            else:  # the stored holder's own row in this file moves them to another phone or none
+                seen.handovers[cells.row] = stored
     values: dict[str, object] = {"name": name}
     values |= _present(cells, {"phone": phone, "language": cells.language("language")})
     if cells.has("role"):

@@ -301,6 +301,9 @@ def _load(session: Session, model: Any, external_ids: Sequence[str]) -> list[Any
 def _write_staff(session: Session, records: list[Record], refs: Refs) -> _Outcome:
     items = [(r, {**r.values, "office_id": refs.offices[str(r.refs["office"])].id}) for r in records]
     plan = _plan(session, Staff, items)
+    moving = [{"id": id_, "phone": None} for _record, id_, values in plan.updates if "phone" in values]
+    if moving:  # phones handed over between officers: free them all first, or the unique phone refuses the swap
+        session.execute(update(Staff), moving)
     _apply(session, Staff, plan)
     for record, _values in plan.inserts + [(r, v) for r, _id, v in plan.updates]:
         if record.values.get("phone"):

@@ -290,6 +290,44 @@ def test_staff_phones_must_be_unique(runner, services, tmp_path):
     assert count(services, Staff) == 1
 
 
+def _staff_phones(services) -> dict[str, str | None]:
+    with services.transaction() as session:
+        return dict(session.execute(select(Staff.external_id, Staff.phone)).tuples().all())
+
+
+def test_a_phone_handed_over_between_officers_in_one_file_moves_whichever_row_comes_first(runner, services, tmp_path):
+    run_import(runner, "offices", EXAMPLES / "offices.csv")
+    header = "external_id,name,office_external_id,phone\n"
+    first = header + "A1,Amina,EX-KE,0722000001\nB1,Baraka,EX-KE,0722000002\nC1,Chege,EX-KE,0722000003\n"
+    assert run_import(runner, "staff", write(tmp_path, first)).exit_code == 0
+    # Amina and Baraka swap phones, Chege leaves his to a new officer (her row first) and has none for now.
+    handover = header + (
+        "N1,Njeri,EX-KE,0722000003\nA1,Amina,EX-KE,0722000002\nB1,Baraka,EX-KE,0722000001\nC1,Chege,EX-KE,\n"
+    )
+    result = run_import(runner, "staff", write(tmp_path, handover, "handover.csv"))
+    assert result.exit_code == 0, result.output
+    assert "imported 4, unchanged 0, failed 0" in result.output
+    assert _staff_phones(services) == {
+        "A1": "+254722000002",
+        "B1": "+254722000001",
+        "C1": None,
+        "N1": "+254722000003",
+    }
+
+
+def test_a_handover_whose_giving_row_is_refused_keeps_the_phone_where_it_was(runner, services, tmp_path):
+    run_import(runner, "offices", EXAMPLES / "offices.csv")
+    header = "external_id,name,office_external_id,phone\n"
+    assert run_import(runner, "staff", write(tmp_path, header + "A1,Amina,EX-KE,0722000001\n")).exit_code == 0
+    handover = header + "N1,Njeri,EX-KE,0722000001\nA1,Amina,NO-SUCH-OFFICE,0722000009\n"
+    result = run_import(runner, "staff", write(tmp_path, handover, "handover.csv"))
+    assert result.stderr.splitlines() == [
+        "row 2, column phone: already belongs to staff A1 (whose row has errors)",
+        "row 3, column office_external_id: unknown office NO-SUCH-OFFICE",
+    ]
+    assert _staff_phones(services) == {"A1": "+254722000001"}
+
+
 def test_default_region_option_reads_national_numbers_for_that_country(runner, services, organisation, tmp_path):
     path = write(tmp_path, "external_id,name,office_external_id,phones\nTZ1,Neema,EX-G-TUMAINI,0712345678\n")
     assert run_import(runner, "clients", path, "--default-region", "TZ").exit_code == 0
