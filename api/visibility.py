@@ -5,7 +5,8 @@ A lender key sees a client when both hold:
   the latest any-lender event) is a grant (the rule is in `consent.service`);
 - scope: if the key lists funds, the client has an account in one of them; if it lists offices, the client's
   office is in the subtree of one of them (both conditions when both are listed).
-Everything is evaluated per request, so a revocation or a key change is effective on the next call.
+Everything is evaluated per request, so a revocation or a key change is effective on the next call. The same rule
+limits a lender's aggregates: they count only the clients the lender could read one by one.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def _subtree_office_ids(session: Session, office_external_ids: tuple[str, ...]) 
 
 
 def aggregate_scope(caller: Caller) -> Scope | None:
-    """The aggregates restriction for a caller: a lender's funds and offices; nothing for admin and portal."""
+    """The aggregates restriction for a caller: for a lender, the clients it may see (consent, funds and offices),
+    so no cell counts a client who does not share with it; nothing for admin and portal."""
     if not caller.is_lender:
         return None
-    return Scope(funds=caller.funds or None, offices=caller.offices or None)
+    sharing = sharing_client_ids(SHARE_WITH_LENDERS, lender=caller.lender)
+    return Scope(funds=caller.funds or None, offices=caller.offices or None, clients=sharing)

@@ -49,10 +49,11 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from accounts.models import Account, Client, Fund, LoanProduct, Office, Staff
+from feeds import layout as layouts
 from feeds import sums
 from feeds.layout import AggregateError as AggregateError  # raised by this module too; callers catch it from here
 from feeds.layout import Layout
-from feeds.models import PERIOD_KINDS, feed_profile_sums
+from feeds.models import PERIOD_KINDS, feed_facts, feed_profile_sums
 
 T = TypeVar("T")
 OTHER_LEVELS: tuple[str, ...] = ("officer", "fund", "product")
@@ -62,10 +63,13 @@ ALL_LEVEL = "all"  # the whole MFI as one group
 @dataclass(frozen=True)
 class Scope:
     """Restricts aggregates to clients with an account in one of `funds` and/or in the subtree of one of `offices`
-    (external ids; None = no restriction). Lender API keys carry one."""
+    (external ids; None = no restriction), and to the ids `clients` selects (a SELECT of client ids; None = no
+    restriction). Lender API keys carry one, with the clients who share their data with that lender: a cell that
+    also counted the others would give away a revoked client's band, less the bands of the clients the lender sees."""
 
     funds: tuple[str, ...] | None = None
     offices: tuple[str, ...] | None = None
+    clients: Any = None
 
 
 class Transition(NamedTuple):
@@ -354,6 +358,8 @@ def _fine(
     """Measures per client profile and period, from the profile sums (`feeds/sums.py`: one row per profile and
     period, summed from the facts), with one client of the profile, whose office, officer and accounts stand for all
     of them: every roll-up starts from these few rows."""
+    if scope is not None and scope.clients is not None:
+        return _fine_per_client(period_kind, ordinals, scope, layout)
     table = feed_profile_sums
     generic = [table.c[f"count_{index}"] for index in range(layout.counts - 4)]
     lines = [table.c[f"line_sum_{index}"] for index in range(len(layout.slugs))]
@@ -366,6 +372,21 @@ def _fine(
     if scoped is not None:
         query = query.where(table.c.member.in_(scoped))  # a profile's clients share office and funds
     return query
+
+
+def _fine_per_client(period_kind: str, ordinals: list[int] | None, scope: Scope, layout: Layout) -> Select[Any]:
+    """The same rows as `_fine`, each client its own profile, summed from the facts of the clients `scope` selects:
+    the clients of one profile share office and funds but not consent, so the kept sums cannot serve here."""
+    facts = feed_facts
+    query = select(facts.c.client_id.label("profile_id"), facts.c.ord, facts.c.client_id.label("member"))
+    query = query.add_columns(*_named(layouts.measures(facts, layout)))
+    query = query.where(facts.c.period_kind == period_kind, facts.c.client_id.in_(scope.clients))
+    if ordinals is not None:
+        query = query.where(facts.c.ord.in_(ordinals))
+    scoped = _scoped_clients(scope)
+    if scoped is not None:
+        query = query.where(facts.c.client_id.in_(scoped))
+    return query.group_by(facts.c.client_id, facts.c.ord)
 
 
 def _part(dimension: str, fine: Any, members: Any, types: Sequence[Any]) -> Select[Any]:

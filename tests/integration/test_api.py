@@ -429,11 +429,13 @@ def test_admin_reads_and_changes_ppi_settings(client: FlaskClient, services: Ser
 # --- aggregates --------------------------------------------------------------------------------------------------
 
 
-def _surveyed_clients(services: Services, office_id: str, count: int) -> None:
+def _surveyed_clients(services: Services, office_id: str, count: int, *, sharing: bool = False) -> None:
     with services.transaction() as session:
         office = session.scalar(select(Office).where(Office.external_id == office_id))
         for number in range(count):
             client = _borrower(session, f"{office_id}-S{number}", office=office)
+            if sharing:
+                _share(session, client)
             surveys.create_survey(
                 session,
                 client.id,
@@ -465,10 +467,55 @@ def test_a_lender_sees_aggregates_of_its_offices_only(client, services: Services
     k = services.settings.suppression_k
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
-    _surveyed_clients(services, "BA", k)
-    _surveyed_clients(services, "BB", k)
+    _surveyed_clients(services, "BA", k, sharing=True)
+    _surveyed_clients(services, "BB", k, sharing=True)
     body = _get(client, "/aggregates?level=branch", _key(services, "lender", offices=["BA"])).get_json()
     assert [cell["group"]["id"] for cell in body["cells"]] == ["BA"]
+
+
+def test_a_lenders_aggregates_count_only_the_clients_who_share_with_it(client, services: Services, world) -> None:
+    """Otherwise a cell less the clients the lender reads one by one gives a revoked client's band and score."""
+    k = services.settings.suppression_k
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS)
+        office = session.scalar(select(Office).where(Office.external_id == "BB"))
+        for number, answers in enumerate([VERY_POOR] * k + [[1] * 10]):
+            borrower = _borrower(session, f"BB-P{number}", office=office)
+            _share(session, borrower)
+            surveys.create_survey(
+                session,
+                borrower.id,
+                answers,
+                date_collected=date(2024, 5, 2),
+                mode="self",
+                channel="cli",
+                officer_id=None,
+                now=NOW,
+            )
+        _share(session, borrower, granted=False)  # the last one, the only one not very poor, revokes
+        _share(session, borrower, granted=True, lender="other-lender")  # and shares with someone else only
+
+    def branch_b(key: str) -> dict:
+        cells = _get(client, "/aggregates?level=branch&period=2024-Q2", key).get_json()["cells"]
+        return next(cell for cell in cells if cell["group"]["id"] == "BB")
+
+    lender = branch_b(_key(services, "lender", lender="kiva"))
+    assert lender["clients"] == k and lender["band_counts"] == {"Very poor": k}
+    portal = branch_b(_key(services, "portal"))
+    assert portal["clients"] == k + 1 and sum(portal["band_counts"].values()) == k + 1
+    assert branch_b(_key(services, "lender", lender="other-lender"))["clients"] == k + 1
+
+
+def test_a_lenders_cell_below_k_sharing_clients_is_withheld_though_the_office_is_bigger(
+    client, services: Services, world
+) -> None:
+    k = services.settings.suppression_k
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS)
+    _surveyed_clients(services, "BA", k - 1, sharing=True)
+    _surveyed_clients(services, "BB", k)  # never asked: not the lender's to see, even summed
+    cells = _get(client, "/aggregates?level=region&period=2024-Q2", _key(services, "lender")).get_json()["cells"]
+    assert [(cell["group"]["id"], cell["suppressed"]) for cell in cells] == [("R1", True)]
 
 
 def test_aggregates_for_one_period(client, services: Services, world) -> None:
