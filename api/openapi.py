@@ -292,7 +292,11 @@ def _paths() -> dict[str, Any]:
             "post": _operation(
                 "Issue a one-time activation code (earlier codes stop working)",
                 "admin",
-                {"201": _json(_ref("ActivationCode"), "The new code"), **CLIENT_ERRORS},
+                {
+                    "201": _json(_ref("ActivationCode"), "The new code"),
+                    "409": _error("The client already has a PIN: reset it first"),
+                    **CLIENT_ERRORS,
+                },
             ),
         },
         "/clients/{external_id}/unlock": {

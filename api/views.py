@@ -264,7 +264,7 @@ def _admin_client(session: Session, external_id: str) -> Client:
     return client
 
 
-@blueprint.get("/clients/<external_id>/consent")
+@blueprint.get("/clients/<path:external_id>/consent")
 def get_client_consent(external_id: str) -> Response:
     _require(ADMIN)
     with _services().transaction() as session:
@@ -273,7 +273,7 @@ def get_client_consent(external_id: str) -> Response:
     return jsonify(external_id=client.external_id, events=events)
 
 
-@blueprint.post("/clients/<external_id>/consent")
+@blueprint.post("/clients/<path:external_id>/consent")
 def record_client_consent(external_id: str) -> tuple[Response, int]:
     _require(ADMIN)
     body = _json_body()
@@ -302,7 +302,7 @@ def record_client_consent(external_id: str) -> tuple[Response, int]:
     return jsonify(recorded), 201
 
 
-@blueprint.post("/clients/<external_id>/activation-code")
+@blueprint.post("/clients/<path:external_id>/activation-code")
 def issue_activation_code(external_id: str) -> tuple[Response, int]:
     caller = _require(ADMIN)
     from accounts.service import expiry_of_latest_code
@@ -311,6 +311,13 @@ def issue_activation_code(external_id: str) -> tuple[Response, int]:
     services = _services()
     with services.transaction() as session:
         client = _admin_client(session, external_id)
+        if client.pin_hash:
+            raise ApiProblem(
+                409,
+                "client already has a PIN",
+                "the dialogue asks this client for their PIN, never for a code: reset the PIN first "
+                f"(impact-connect clients reset-pin {client.external_id} --officer ...)",
+            )
         code = issue(
             session,
             client,
@@ -325,7 +332,7 @@ def issue_activation_code(external_id: str) -> tuple[Response, int]:
     return jsonify(body), 201
 
 
-@blueprint.post("/clients/<external_id>/unlock")
+@blueprint.post("/clients/<path:external_id>/unlock")
 def unlock_client(external_id: str) -> Response:
     caller = _require(ADMIN)
     from accounts.limiter import build_limiter

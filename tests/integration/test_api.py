@@ -407,6 +407,32 @@ def test_admin_issues_an_activation_code_and_unlocks(client, services: Services,
     assert len(actions) >= 2
 
 
+def test_no_activation_code_for_a_client_who_already_has_a_pin(client, services: Services, world) -> None:
+    from accounts.service import set_pin
+
+    with services.transaction() as session:
+        assert set_pin(session, world["ids"]["C1"], "4821", phone=None, now=NOW) is None
+    refused = _post(client, "/clients/C1/activation-code", _key(services, "admin"))
+    assert refused.status_code == 409 and "reset-pin C1" in refused.get_json()["detail"]
+
+
+def test_admin_actions_work_for_a_client_whose_external_id_holds_slashes(client, services: Services, world) -> None:
+    with services.transaction() as session:
+        make_client(session, external_id="KE/001/23")
+        make_staff(session, external_id="S001")
+    admin = _key(services, "admin")
+    recorded = _post(client, "/clients/KE/001/23/consent", admin, {"granted": True, "officer": "S001"})
+    assert recorded.status_code == 201, recorded.get_json()
+    history = _get(client, "/clients/KE/001/23/consent", admin).get_json()
+    assert history["external_id"] == "KE/001/23" and [event["granted"] for event in history["events"]] == [True]
+    assert _post(client, "/clients/KE/001/23/activation-code", admin).status_code == 201
+    assert _post(client, "/clients/KE/001/23/unlock", admin).get_json() == {
+        "external_id": "KE/001/23",
+        "unlocked": True,
+    }
+    assert _get(client, "/clients/KE/001/23", admin).get_json()["external_id"] == "KE/001/23"  # the profile still
+
+
 def test_admin_reads_and_changes_ppi_settings(client: FlaskClient, services: Services) -> None:
     admin = _key(services, "admin")
     assert _get(client, "/ppi/settings", admin).status_code == 404
