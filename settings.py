@@ -117,6 +117,13 @@ class Settings:
             raise SettingsError(f"PROXY_HOPS must be 0 to 5, not {self.proxy_hops}")
         if self.bad_api_keys_per_address_per_minute < 1:
             raise SettingsError("BAD_API_KEYS_PER_ADDRESS_PER_MINUTE must be at least 1")
+        if self.suppression_k < 2:
+            raise SettingsError(
+                f"SUPPRESSION_K must be at least 2, not {self.suppression_k}: below that no cell is withheld, and "
+                "a cell of one client shows that client's band"
+            )
+        if self.portal_url and not self.portal_secret:
+            raise SettingsError("PORTAL_URL is set without PORTAL_SECRET: the feed would be signed with an empty key")
         if not 1 <= self.sms_max_segments <= 10:
             raise SettingsError(f"SMS_MAX_SEGMENTS must be 1 to 10, not {self.sms_max_segments}")
         from conversations.menus import switched_off  # the menu's names live with the menu

@@ -36,6 +36,8 @@ def push_command() -> None:
     services = _services()
     if not services.settings.portal_url:
         raise click.ClickException("PORTAL_URL is not set: there is nowhere to push the feed")
+    if not services.settings.portal_secret:
+        raise click.ClickException("PORTAL_SECRET is not set: the portal could not tell the feed is ours")
     now = utcnow()
     retried = jobs.retry_due(services, now=now)
     with _aggregate_errors_in_one_line():

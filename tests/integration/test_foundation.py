@@ -62,6 +62,21 @@ def test_settings_reject_a_malformed_number_naming_the_variable():
         Settings.from_env({"PIN_MAX_ATTEMPTS": "three"})
 
 
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"SUPPRESSION_K": "1"}, "SUPPRESSION_K must be at least 2, not 1"),
+        ({"SUPPRESSION_K": "-3"}, "SUPPRESSION_K must be at least 2, not -3"),
+        ({"PORTAL_URL": "https://portal.example.org/feed"}, "PORTAL_URL is set without PORTAL_SECRET"),
+        ({"PROXY_HOPS": "9"}, "PROXY_HOPS must be 0 to 5"),
+        ({"BAD_API_KEYS_PER_ADDRESS_PER_MINUTE": "0"}, "BAD_API_KEYS_PER_ADDRESS_PER_MINUTE must be at least 1"),
+    ],
+)
+def test_settings_that_would_switch_a_protection_off_are_refused(environ, named):
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(environ)
+
+
 def test_menu_off_names_an_unknown_entry_and_lists_the_known_ones():
     with pytest.raises(SettingsError, match=r"MENU_OFF has unknown menu entries balance; known: balances, "):
         Settings.from_env({"MENU_OFF": "survey,balance"})
