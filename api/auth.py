@@ -26,27 +26,51 @@ logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
 
 
+class TooManyBadKeys(Exception):
+    """The address presented too many failed keys this minute; `retry_after` seconds until the window ends."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
 def caller_for(services: Services, authorization: str | None, *, now: datetime, address: str | None) -> keys.Caller:
     """The authenticated caller for an `Authorization` header value sent from `address` (the client's IP);
     raises ApiProblem 401 or 429."""
     presented = _bearer_token(authorization)
-    failures_key = _failures_key(services, address, now)
-    if _count(services, failures_key, now, add=0) >= services.settings.bad_api_keys_per_address_per_minute:
-        _refuse(now, "too many invalid API keys from this address")
-    with services.transaction() as session:
-        caller = keys.authenticate(session, presented, now=now)
+    try:
+        caller = authenticate_limited(services, presented, now=now, address=address)
+    except TooManyBadKeys as exc:
+        raise _too_many("too many invalid API keys from this address", exc.retry_after) from None
     if caller is None:
-        _count(services, failures_key, now, add=1)
         raise ApiProblem(401, "invalid API key", "the key is unknown, malformed or revoked")
-    requests = _count(services, f"ic:api-rate:{caller.prefix}:{_window(now)}", now, add=1)
+    requests = _count(services, f"ic:api-rate:{caller.prefix}:{_window(now)}", add=1)
     if requests > services.settings.rate_limit_per_key_per_minute:
-        _refuse(now, "rate limit exceeded")
+        raise _too_many("rate limit exceeded", _retry_after(now))
     return caller
 
 
-def _refuse(now: datetime, title: str) -> None:
-    retry_after = WINDOW_SECONDS - int(now.timestamp()) % WINDOW_SECONDS
-    raise ApiProblem(429, title, f"retry in {retry_after} s", headers={"Retry-After": retry_after})
+def authenticate_limited(
+    services: Services, presented: str, *, now: datetime, address: str | None
+) -> keys.Caller | None:
+    """`keys.authenticate` behind the limit on failed keys per client address (the API and the /impact sign-in);
+    raises TooManyBadKeys before reading the database when the address is over it."""
+    failures_key = _failures_key(services, address, now)
+    if _count(services, failures_key, add=0) >= services.settings.bad_api_keys_per_address_per_minute:
+        raise TooManyBadKeys(_retry_after(now))
+    with services.transaction() as session:
+        caller = keys.authenticate(session, presented, now=now)
+    if caller is None:
+        _count(services, failures_key, add=1)
+    return caller
+
+
+def _retry_after(now: datetime) -> int:
+    return WINDOW_SECONDS - int(now.timestamp()) % WINDOW_SECONDS
+
+
+def _too_many(title: str, retry_after: int) -> ApiProblem:
+    return ApiProblem(429, title, f"retry in {retry_after} s", headers={"Retry-After": retry_after})
 
 
 def _bearer_token(authorization: str | None) -> str:
@@ -67,7 +91,7 @@ def _failures_key(services: Services, address: str | None, now: datetime) -> str
     return f"ic:api-bad-keys:{digest[:24]}:{_window(now)}"
 
 
-def _count(services: Services, window_key: str, now: datetime, *, add: int) -> int:
+def _count(services: Services, window_key: str, *, add: int) -> int:
     """The window's count after adding `add` (0: just read it); 0 when Redis is unreachable."""
     try:
         if not add:

@@ -310,10 +310,11 @@ def _paths() -> dict[str, Any]:
         "/aggregates": {
             "get": _operation(
                 "Poverty aggregates per group and period, with small cells suppressed",
-                "admin, portal, lender (limited to its funds and offices)",
+                "admin, portal, lender (limited to its funds and offices, counting only clients who share with it)",
                 {
                     "200": _json(_ref("Aggregates"), "Cells ordered by group then period"),
                     **bad_request,
+                    "503": _error("The stored surveys cannot be aggregated until the MFI acts (e.g. ppi reband)"),
                     **COMMON_ERRORS,
                 },
                 parameters=[

@@ -352,7 +352,7 @@ def unlock_client(external_id: str) -> Response:
 def aggregates() -> Response:
     caller = _require(EVERYONE)
     from feeds import stale
-    from feeds.aggregates import AggregateError, cells_to_json, compute
+    from feeds.aggregates import AggregateError, AggregatesUnavailable, cells_to_json, compute
 
     level = _text(request.args.get("level", "branch"), "level") or "branch"
     period = _text(request.args.get("period"), "period", max_length=7)
@@ -369,6 +369,8 @@ def aggregates() -> Response:
                 periods=[period] if period else None,
                 scope=aggregate_scope(caller),
             )
+        except AggregatesUnavailable as exc:  # the stored data, not the request: worth retrying later
+            raise ApiProblem(503, "aggregates unavailable", str(exc)) from exc
         except AggregateError as exc:
             raise ApiProblem(400, "invalid request", str(exc)) from exc
         _log_access(session, caller, [])

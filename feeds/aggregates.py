@@ -52,6 +52,7 @@ from accounts.models import Account, Client, Fund, LoanProduct, Office, Staff
 from feeds import layout as layouts
 from feeds import sums
 from feeds.layout import AggregateError as AggregateError  # raised by this module too; callers catch it from here
+from feeds.layout import AggregatesUnavailable as AggregatesUnavailable
 from feeds.layout import Layout
 from feeds.models import PERIOD_KINDS, feed_facts, feed_profile_sums
 
@@ -214,7 +215,7 @@ def _read_consistently(
         result = read(layout, statement)
         if sums.only_in(session, layout_id):
             return layout, result
-    raise AggregateError("new bands or poverty lines kept arriving while the aggregates were read; try again")
+    raise AggregatesUnavailable("new bands or poverty lines kept arriving while the aggregates were read; try again")
 
 
 def _prepared(

@@ -23,6 +23,11 @@ class AggregateError(ValueError):
     """A request for aggregates that cannot be answered (unknown level, malformed period label, too many lines)."""
 
 
+class AggregatesUnavailable(AggregateError):
+    """The stored surveys cannot be aggregated as they stand (too many band labels or poverty lines), or changed
+    while being read: no request can get them until the MFI acts (`ppi reband`) or the data settle."""
+
+
 @dataclass(frozen=True)
 class Layout:
     """The measure columns of every fine, partial and result row, in order: clients, surveys, score sum and count,
@@ -98,7 +103,7 @@ def read_layout(session: Session) -> Layout:
             line_sets[key_id] = tuple(value.split(","))
     too_long = [slugs for slugs in line_sets.values() if len(slugs) > FACT_LINES]
     if too_long:
-        raise AggregateError(f"a survey has more than {FACT_LINES} poverty lines ({', '.join(too_long[0])})")
+        raise AggregatesUnavailable(f"a survey has more than {FACT_LINES} poverty lines ({', '.join(too_long[0])})")
     return Layout(tuple(sorted(bands, key=lambda band: band[1])), line_sets)
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import TextClause, bindparam, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from feeds import marks
-from feeds.layout import AggregateError, Layout, measures, read_layout, signature
+from feeds.layout import AggregatesUnavailable, Layout, measures, read_layout, signature
 from feeds.models import (
     SUM_COUNTS,
     SUM_LINES,
@@ -148,7 +148,7 @@ def _fitting_layout(session: Session) -> Layout:
     layout = read_layout(session)
     generic = layout.counts - len(_NAMED)
     if generic > SUM_COUNTS or len(layout.slugs) > SUM_LINES:
-        raise AggregateError(
+        raise AggregatesUnavailable(
             f"the feed's profile sums hold {SUM_COUNTS} band and line-set counts and {SUM_LINES} poverty lines; "
             f"this MFI's bands and lines need {generic} and {len(layout.slugs)}: surveys carry band labels of "
             "settings since replaced; `impact-connect ppi reband` gives every survey today's bands"

@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from accounts.models import Office
-from api.keys import authenticate
+from api.auth import TooManyBadKeys, authenticate_limited
 from api.models import ApiKey
 from bootstrap import Services
 from db import utcnow
 from feeds import charts, stale
-from feeds.aggregates import ALL_LEVEL, Cell, available_levels, compute_levels, office_levels
+from feeds.aggregates import ALL_LEVEL, AggregatesUnavailable, Cell, available_levels, compute_levels, office_levels
 from feeds.document import recent_periods
 from locales import N_, NATIVE_NAMES, SUPPORTED, Translate, gettext_for
 from surveys.models import PpiSettings
@@ -110,12 +110,17 @@ def _level_name(level: str) -> str:
 
 
 @blueprint.get("")
-def page() -> str:
+def page() -> str | Response:
     services = _services()
     with services.transaction() as db:
         if not _signed_in(db):
             return render_template("impact_sign_in.html", csrf_token=_csrf_token(), error=None)
-        context = _page_context(db, services)
+        try:
+            context = _page_context(db, services)
+        except AggregatesUnavailable as exc:  # e.g. too many band labels: the message says what to run
+            translate = _translate()
+            heading = translate("The impact figures cannot be shown right now:")
+            return Response(f"{heading} {exc}\n", status=503, content_type="text/plain; charset=utf-8")
     return render_template("impact.html", csrf_token=_csrf_token(), **context)
 
 
@@ -123,9 +128,12 @@ def page() -> str:
 def sign_in() -> Response | tuple[str, int]:
     _check_csrf()
     services = _services()
-    with services.transaction() as db:
-        caller = authenticate(db, request.form.get("api_key", "").strip(), now=utcnow())
     translate = _translate()
+    try:
+        presented = request.form.get("api_key", "").strip()
+        caller = authenticate_limited(services, presented, now=utcnow(), address=request.remote_addr)
+    except TooManyBadKeys:
+        return _sign_in_again(translate("Too many unknown keys from this address. Try again in a minute."), 429)
     if caller is None:
         return _sign_in_again(translate("That key is unknown, malformed or revoked."), 401)
     if caller.scope != "admin":

@@ -334,6 +334,36 @@ def test_the_impact_page_refuses_forged_forms_and_non_admin_keys(services: Servi
     assert "<table" not in client.get("/impact").get_data(as_text=True)
 
 
+def test_an_address_trying_keys_on_the_sign_in_form_gets_429_before_the_right_one(
+    services: Services, client: FlaskClient
+) -> None:
+    limit = services.settings.bad_api_keys_per_address_per_minute
+    statuses = {_sign_in(client, f"guess-{n}").status_code for n in range(limit)}
+    refused = _sign_in(client, _key(services, "admin"))
+    assert statuses == {401}
+    assert refused.status_code == 429 and "Too many unknown keys" in refused.get_data(as_text=True)
+    assert "<table" not in client.get("/impact").get_data(as_text=True)
+
+
+def test_too_many_band_labels_tell_the_api_and_the_impact_page_what_to_run(
+    services: Services, client: FlaskClient
+) -> None:
+    from feeds.models import feed_keys
+
+    today = datetime.now(UTC).date()
+    _seed(services, first=today - timedelta(days=200), second=today)
+    with services.transaction() as session:  # labels of bands renamed again and again, each still on a survey
+        session.execute(feed_keys.insert(), [{"kind": "band", "value": f"Band {n}"} for n in range(12)])
+    admin = _key(services, "admin")
+    api = client.get("/api/v1/aggregates?level=branch", headers={"Authorization": f"Bearer {admin}"})
+    assert api.status_code == 503 and "ppi reband" in api.get_json()["detail"]
+    _sign_in(client, admin)
+    page = client.get("/impact")
+    assert page.status_code == 503
+    assert page.get_data(as_text=True).startswith("The impact figures cannot be shown right now:")
+    assert "impact-connect ppi reband" in page.get_data(as_text=True)
+
+
 def test_signing_out_forgets_the_key(services: Services, client: FlaskClient) -> None:
     _sign_in(client, _key(services, "admin"))
     page = client.get("/impact").get_data(as_text=True)
