@@ -17,9 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accounts.limiter import AttemptLimiter
-from accounts.models import ActivationCode, Client, ClientPhone, PinAudit, Staff
+from accounts.models import ActivationCode, Client, ClientPhone, Office, PinAudit, Staff
 from accounts.phones import normalise_phone
 from accounts.pins import hash_secret, new_activation_code, secret_matches, weak_pin_reason
+from locales import normalise_locale
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -252,3 +253,21 @@ def _audit(session: Session, client_id: int, action: str, actor: str, now: datet
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def person_language(session: Session, person: Client | Staff | None, default: str) -> str:
+    """A person's own language, else their office's (or its parents') default, else `default`."""
+    if person is None:
+        return default
+    if person.language:
+        return normalise_locale(person.language, default)
+    return _office_language(session, person, default)  # walked only when the person has no language of their own
+
+
+def _office_language(session: Session, person: Client | Staff | None, default: str) -> str:
+    office = session.get(Office, person.office_id) if person is not None else None
+    while office is not None:
+        if office.default_language:
+            return normalise_locale(office.default_language, default)
+        office = session.get(Office, office.parent_id) if office.parent_id else None
+    return default

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from accounts.models import Fund, Office
 from api.models import ApiKey
+from consent.service import lender_code
 
 SCOPES = ("admin", "portal", "lender")
 KEY_PATTERN = re.compile(r"^ick_([a-z0-9]{8})_([A-Za-z0-9_-]{43})$")
@@ -64,7 +65,7 @@ def create_key(
         key_hash=hash_secret(secret),
         name=name or f"{scope} key {prefix}",
         scope=scope,
-        lender=lender or None,
+        lender=lender_code(lender),
         funds=funds or None,
         offices=offices or None,
         created_at=now,

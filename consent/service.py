@@ -21,6 +21,8 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
+from accounts.service import person_language
+from api.models import ApiKey
 from consent.models import ConsentEvent
 from db import insert_once
 from locales import normalise_locale
@@ -84,7 +86,7 @@ def record(
     event = ConsentEvent(
         client_id=client_id,
         purpose=purpose,
-        lender=lender or None,
+        lender=lender_code(lender),
         granted=granted,
         text_version=text_version,
         language=language,
@@ -145,9 +147,18 @@ def sharing_client_ids(purpose: str = SHARE_WITH_LENDERS, lender: str | None = N
 
 
 def _concerns(lender: str | None) -> ColumnElement[bool]:
-    if lender is None:
+    code = lender_code(lender)
+    if code is None:
         return ConsentEvent.lender.is_(None)
-    return or_(ConsentEvent.lender.is_(None), ConsentEvent.lender == lender)
+    return or_(
+        ConsentEvent.lender.is_(None), func.lower(ConsentEvent.lender) == code
+    )  # lower(): events from before codes were normalised
+
+
+def lender_code(raw: str | None) -> str | None:
+    """A lender's code as stored and compared, in consent events and API keys alike: " Kiva " is "kiva"."""
+    code = " ".join((raw or "").split()).lower()
+    return code or None
 
 
 def history_export(session: Session, client_id: int) -> list[dict[str, object]]:
@@ -173,6 +184,11 @@ def history_export(session: Session, client_id: int) -> list[dict[str, object]]:
     ]
 
 
+def _lender_codes(session: Session) -> set[str]:
+    """The lenders API keys were made for (revoked ones too: a revocation must reach a lender whose key is off)."""
+    return {code for raw in session.scalars(select(ApiKey.lender).distinct()) if (code := lender_code(raw))}
+
+
 def _utc_iso(moment: datetime) -> str:
     """RFC 3339 with an offset; SQLite hands back naive datetimes, which we store in UTC."""
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
@@ -193,12 +209,19 @@ def record_paper(
     staff = session.scalar(select(Staff).where(Staff.external_id == officer))
     if staff is None:
         raise ConsentError(f"no staff member with id {officer!r}")
-    text = consent_text(language or client.language or default_language)
+    if language is not None and normalise_locale(language, "") not in _current_document(SHARE_WITH_LENDERS)["texts"]:
+        known = ", ".join(sorted(_current_document(SHARE_WITH_LENDERS)["texts"]))
+        raise ConsentError(f"no consent text in {language!r}; there is one in {known}")
+    code = lender_code(lender)
+    if code is not None and code not in _lender_codes(session):
+        known = ", ".join(sorted(_lender_codes(session))) or "none yet"
+        raise ConsentError(f"no API key is for lender {code!r} (lenders with keys: {known}); create the key first")
+    text = consent_text(language or person_language(session, client, default_language))
     return record(
         session,
         client.id,
         granted=granted,
-        lender=lender,
+        lender=code,
         text_version=text.version,
         language=text.language,
         channel="paper",

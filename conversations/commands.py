@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
+from accounts.service import person_language
 from bootstrap import Services
 from conversations.dialogue import Start, UserInput
 from conversations.keywords import parse_keyword
@@ -243,7 +244,6 @@ def _record_consent_reply(
     services: Services, session: Session, inbound: Inbound, caller: Caller, now: datetime, granted: bool
 ) -> list[Reply]:
     from consent import service as consent
-    from conversations.handlers import person_language
 
     client = session.get(Client, caller.client_ids[0])
     language = person_language(session, client, services.settings.default_locale)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from accounts import pins
 from accounts import service as accounts
 from accounts.limiter import build_limiter
-from accounts.models import ChatLink, Client, Office, Staff
+from accounts.models import ChatLink, Client, Staff
 from bootstrap import Services
 from conversations import effects as fx
 from conversations import menus
@@ -32,7 +32,7 @@ from conversations.survey import SURVEY_NODES
 from feeds.schedule import survey_changed
 from gateway.messages import Inbound, Reply
 from gateway.models import SeenMessage
-from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for, normalise_locale
+from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for
 from scoring.loader import load_for_reader
 from settings import comma_names
 from surveys import service as surveys
@@ -152,25 +152,7 @@ def language_of(
             client_id = caller.client_ids[0]
         read = client_row or (lambda cid: session.get(Client, cid))
         person = read(client_id) if client_id is not None else None
-    return person_language(session, person, default)
-
-
-def person_language(session: Session, person: Client | Staff | None, default: str) -> str:
-    """A person's own language, else their office's (or its parents') default, else `default`."""
-    if person is None:
-        return default
-    if person.language:
-        return normalise_locale(person.language, default)
-    return _office_language(session, person, default)  # walked only when the person has no language of their own
-
-
-def _office_language(session: Session, person: Client | Staff | None, default: str) -> str:
-    office = session.get(Office, person.office_id) if person is not None else None
-    while office is not None:
-        if office.default_language:
-            return normalise_locale(office.default_language, default)
-        office = session.get(Office, office.parent_id) if office.parent_id else None
-    return default
+    return accounts.person_language(session, person, default)
 
 
 def build_context(runner: _EffectRunner, state: State | None) -> Context:
@@ -375,7 +357,7 @@ def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
     client = runner.session.get(Client, effect.client_id)
     if client is None:
         return EffectResult("service_unavailable")
-    language = person_language(runner.session, client, runner.services.settings.default_locale)
+    language = accounts.person_language(runner.session, client, runner.services.settings.default_locale)
     translate = gettext_for(language)
     currency = runner.services.settings.currency
     if kind == "progress":
@@ -397,7 +379,7 @@ def _consent_text(runner: _EffectRunner, effect: Any) -> EffectResult:
     from consent import service as consent
 
     client = runner.session.get(Client, effect.client_id)
-    language = person_language(runner.session, client, runner.services.settings.default_locale)
+    language = accounts.person_language(runner.session, client, runner.services.settings.default_locale)
     text = consent.consent_text(language)
     current = consent.is_sharing(runner.session, effect.client_id)
     return EffectResult(
@@ -415,7 +397,7 @@ def _record_consent(runner: _EffectRunner, effect: Any) -> EffectResult:
         effect.client_id,
         granted=effect.granted,
         text_version=effect.version,
-        language=person_language(runner.session, client, runner.services.settings.default_locale),
+        language=accounts.person_language(runner.session, client, runner.services.settings.default_locale),
         channel=runner.inbound.channel,
         provider_message_id=runner.inbound.provider_message_id,
         officer_id=runner.caller.staff_id,

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from accounts.models import Client
+from api.keys import create_key
 from bootstrap import Services
 from consent import service
 from consent.cli import history_command, record_command
@@ -182,6 +183,7 @@ def test_cli_records_paper_consent_and_shows_history(services: Services, runner)
     with services.transaction() as session:
         make_staff(session, external_id="S001")
         client_id = make_client(session, external_id="C100", phones=["+254700000100"], language="sw").id
+        create_key(session, scope="lender", lender="acme", now=NOW)
 
     granted = runner.invoke(record_command, ["C100", "--grant", "--officer", "S001"])
     assert granted.exit_code == 0, granted.output
@@ -233,6 +235,7 @@ def test_cli_refuses_a_lender_longer_than_the_ledger_holds(services: Services, r
     with services.transaction() as session:
         make_staff(session, external_id="S001")
         make_client(session, external_id="C102")
+        create_key(session, scope="lender", lender="l" * longest, now=NOW)
 
     too_long = runner.invoke(record_command, ["C102", "--grant", "--officer", "S001", "--lender", "L" * (longest + 1)])
     assert too_long.exit_code == 2 and isinstance(too_long.exception, SystemExit)
@@ -243,3 +246,36 @@ def test_cli_refuses_a_lender_longer_than_the_ledger_holds(services: Services, r
         assert session.scalars(select(ConsentEvent)).all() == []
     fits = runner.invoke(record_command, ["C102", "--grant", "--officer", "S001", "--lender", "L" * longest])
     assert fits.exit_code == 0, fits.output
+
+
+def test_paper_consent_for_a_lender_is_kept_under_the_keys_spelling_and_refused_for_an_unknown_one(
+    services: Services, runner
+) -> None:
+    with services.transaction() as session:
+        make_staff(session, external_id="S001")
+        client_id = make_client(session, external_id="C103").id
+        create_key(session, scope="lender", lender="kiva", now=NOW)
+    assert runner.invoke(record_command, ["C103", "--grant", "--officer", "S001"]).exit_code == 0
+    revoked = runner.invoke(record_command, ["C103", "--revoke", "--officer", "S001", "--lender", " Kiva "])
+    assert revoked.exit_code == 0, revoked.output
+    assert _sharing(services, client_id, lender="kiva") is False  # the key's lender no longer sees the client
+    typo = runner.invoke(record_command, ["C103", "--revoke", "--officer", "S001", "--lender", "kiwa"])
+    assert typo.exit_code != 0
+    assert "no API key is for lender 'kiwa' (lenders with keys: kiva); create the key first" in typo.output
+    with services.transaction() as session:
+        assert [event.lender for event in service.history(session, client_id)] == [None, "kiva"]
+
+
+def test_paper_consent_is_recorded_in_the_language_the_client_was_read(services: Services) -> None:
+    from tests.factories import make_office
+
+    with services.transaction() as session:
+        office = make_office(session, default_language="sw")
+        make_staff(session, external_id="S001", office=office)
+        client = make_client(session, office=office)  # no language of their own: their office's Swahili
+        assert service.record_paper(session, client, granted=True, officer="S001", now=NOW).language == "sw"
+        assert (
+            service.record_paper(session, client, granted=True, officer="S001", language="fr", now=NOW).language == "fr"
+        )
+        with pytest.raises(service.ConsentError, match="no consent text in 'rw'; there is one in ar, en, es, fr"):
+            service.record_paper(session, client, granted=True, officer="S001", language="rw", now=NOW)
