@@ -14,6 +14,7 @@ from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, Nume
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db import Base, utcnow
+from scoring.scorecard import BAND_LABEL_MAX
 
 MONEY = Numeric(16, 2)
 
@@ -64,7 +65,7 @@ class Client(Base):
     # Poverty status: a cache of the latest survey by date collected, rewritten by surveys.service.
     poverty_survey_id: Mapped[int | None] = mapped_column(Integer)
     poverty_scorecard_id: Mapped[str | None] = mapped_column(String(32))
-    poverty_band: Mapped[str | None] = mapped_column(String(64))
+    poverty_band: Mapped[str | None] = mapped_column(String(BAND_LABEL_MAX))
     poverty_date: Mapped[date | None] = mapped_column(Date)
 
     phones: Mapped[list[ClientPhone]] = relationship(back_populates="client", cascade="all, delete-orphan")

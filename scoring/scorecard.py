@@ -11,6 +11,7 @@ to 101-103) are capped at 100, the top of every look-up table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import getitem
@@ -212,6 +213,10 @@ class Band:
 Bands = tuple[Band, ...]
 
 
+BAND_LABEL_MAX = 64  # the length of the band columns of surveys and clients
+_ASCII_NUMBER = re.compile(r"[0-9]{1,3}")
+
+
 def parse_bands(text: str) -> Bands:
     """Parse `"0-24:Very poor,25-44:Poor,..."` into bands that are contiguous, non-overlapping and cover 0-100."""
     bands = sorted((parse_band(part) for part in text.split(",") if part.strip()), key=lambda b: (b.low, b.high))
@@ -232,11 +237,15 @@ def parse_bands(text: str) -> Bands:
 def parse_band(part: str) -> Band:
     span, separator, label = part.partition(":")
     low_text, dash, high_text = span.strip().partition("-")
-    if not separator or not dash or not label.strip() or not low_text.isdigit() or not high_text.strip().isdigit():
+    numbers = [text.strip() for text in (low_text, high_text)]
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not separator or not dash or not label.strip() or not all(_ASCII_NUMBER.fullmatch(n) for n in numbers):
         raise BandsError(f"cannot read band {part.strip()!r}; expected LOW-HIGH:Label such as 0-24:Very poor")
-    low, high = int(low_text), int(high_text)
+    low, high = int(numbers[0]), int(numbers[1])
     if low > high:
         raise BandsError(f"band {part.strip()!r} ends before it starts")
+    if len(label.strip()) > BAND_LABEL_MAX:
+        raise BandsError(f"band label {label.strip()[:20]!r}... is longer than {BAND_LABEL_MAX} characters")
     return Band(low, high, label.strip())
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db import Base, utcnow
+from scoring.scorecard import BAND_LABEL_MAX
 
 
 class PpiSettings(Base):
@@ -42,7 +43,7 @@ class SurveyResponse(Base):
     headline_line: Mapped[str | None] = mapped_column(String(64))
     headline_score: Mapped[int | None] = mapped_column(Integer)
     headline_likelihood: Mapped[float | None] = mapped_column(Float)
-    band: Mapped[str | None] = mapped_column(String(64))
+    band: Mapped[str | None] = mapped_column(String(BAND_LABEL_MAX))
     submission_key: Mapped[str | None] = mapped_column(String(100), unique=True)  # dedupes a repeated submit
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

@@ -179,8 +179,10 @@ def _scorecard(scorecard_id: str) -> Scorecard:
         return load_scorecard(scorecard_id)
     except UnknownScorecard as exc:
         raise SurveyError(exc.message) from None  # without the server's file path: it reaches API callers
-    except ScorecardError as exc:
-        raise SurveyError(str(exc)) from None
+    except ScorecardError:  # its text names the server's file: say what to run instead
+        raise SurveyError(
+            f"scorecard {scorecard_id!r} cannot be loaded; `impact-connect scorecards validate` says why"
+        ) from None
 
 
 def _band_label(bands: Bands | None, headline_score: int | None) -> str | None:
@@ -467,7 +469,10 @@ def _by_submission_key(session: Session, key: str) -> SurveyResponse | None:
 
 
 def _require_client(session: Session, client_id: int) -> Client:
-    client = session.get(Client, client_id)
+    """The client's row, locked until commit (PostgreSQL) and read afresh: two surveys of one client saved at once
+    would otherwise each compare against the status they read before the other committed, and the second to
+    commit could point the status at the older survey."""
+    client = session.get(Client, client_id, with_for_update=True, populate_existing=True)
     if client is None:
         raise SurveyError(f"no client with id {client_id}: only clients can be surveyed")
     return client

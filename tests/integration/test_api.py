@@ -450,6 +450,17 @@ def test_admin_reads_and_changes_ppi_settings(client: FlaskClient, services: Ser
     )
     detail = unknown.get_json()["detail"]
     assert unknown.status_code == 400 and detail.startswith("unknown scorecard 'NOPE'") and ".json" not in detail
+    broken = client.put(  # scorecards/schema.json is a file there, but not a scorecard
+        "/api/v1/ppi/settings", json={**body, "scorecard_id": "schema"}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert broken.status_code == 400 and ".json" not in broken.get_json()["detail"]
+    assert broken.get_json()["detail"].startswith("scorecard 'schema' cannot be loaded")
+    superscript = client.put(
+        "/api/v1/ppi/settings",
+        json={**body, "bands": "0-4\u00b2:A,43-100:B"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert superscript.status_code == 400 and "cannot read band" in superscript.get_json()["detail"]
 
 
 # --- aggregates --------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from accounts.models import Client
 from surveys import service
 from surveys.models import SurveyAnswer, SurveyLineResult, SurveyResponse
 from surveys.service import SurveyError
+from tests.conftest import TEST_DATABASE_URL
 from tests.factories import NOW, configure_ppi, make_client, make_office, make_staff
 
 BANDS = "0-29:Very poor,30-59:Poor,60-100:Better off"
@@ -332,3 +333,35 @@ def test_surveys_are_committed_with_the_status(services):
             headline_score=25,
             headline_likelihood=pytest.approx(0.6298, abs=1e-4),
         )
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="concurrent transactions: PostgreSQL")
+def test_a_back_dated_survey_saved_while_a_newer_one_commits_leaves_the_status_on_the_newer(services) -> None:
+    import threading
+    import time
+
+    with services.transaction() as session:
+        configure_ppi(session)
+        client_id = make_client(session).id
+    newer_flushed = threading.Event()
+
+    def record(on: date, answers: list[int], *, hold: float = 0.0) -> None:
+        with services.transaction() as session:
+            service.create_survey(
+                session, client_id, answers, date_collected=on, mode="officer", channel="cli", officer_id=None, now=NOW
+            )
+            session.flush()
+            if hold:
+                newer_flushed.set()
+                time.sleep(hold)  # the newer survey's transaction stays open while the back-dated one is saved
+
+    newer = threading.Thread(target=record, args=(date(2024, 6, 1), [1] * 10), kwargs={"hold": 0.5})
+    newer.start()
+    assert newer_flushed.wait(10)
+    record(date(2024, 1, 10), [47, 18, 9, 2, 2, 2, 2, 2, 2, 2])
+    newer.join()
+    with services.transaction() as session:
+        client = session.get(Client, client_id)
+        latest = service.client_surveys(session, client_id)[-1]
+        assert latest.date_collected == date(2024, 6, 1)
+        assert (client.poverty_survey_id, client.poverty_date) == (latest.id, date(2024, 6, 1))

@@ -33,6 +33,8 @@ def test_band_order_in_text_does_not_matter() -> None:
         ("0-x:A", "cannot read band"),
         ("50-10:A", "ends before it starts"),
         ("", "no bands given"),
+        ("0-4\u00b2:A,43-100:B", "cannot read band"),  # a superscript digit: isdigit() says yes, int() no
+        ("0-49:A,50-100:" + "V" * 65, "is longer than 64 characters"),  # the surveys' and clients' band columns
     ],
 )
 def test_bad_bands_are_rejected_with_a_clear_message(text: str, message: str) -> None:
