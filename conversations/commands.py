@@ -153,7 +153,8 @@ def _officer_form(
     preview = surveys.preview(config, [_as_int(value) for value in args[1:]])
     if preview.problems:
         return [Reply(_problems_reply(preview.problems, translate, sms_budget))]
-    pending = {"client_id": client.id, "answers": [int(value) for value in args[1:]]}
+    answers = [int(value) for value in args[1:]]
+    pending = {"client_id": client.id, "answers": answers, "scorecard_id": config.scorecard_id}
     services.redis.set(_pending_key(caller), json.dumps(pending), ex=PENDING_TTL_SECONDS)
     band = preview.band or "-"
     return [
@@ -216,6 +217,8 @@ def _confirm_officer_form(
     config = surveys.get_config(session)
     if config is None or not config.active:  # switched off since the preview
         return [Reply(translate("PPI surveys are not active."))]
+    if config.scorecard_id != pending.get("scorecard_id"):  # the answers were to the questions of another scorecard
+        return [Reply(translate("Not saved.") + " " + translate("This survey has changed. Please start again."))]
     today = now.astimezone(ZoneInfo(services.settings.timezone)).date()
     try:
         response = surveys.create_survey(

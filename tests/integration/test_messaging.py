@@ -181,6 +181,17 @@ def test_yes_to_a_one_shot_form_after_ppi_was_switched_off_says_so(client, servi
         assert session.scalars(select(SurveyResponse)).all() == []
 
 
+def test_yes_to_a_one_shot_form_after_the_scorecard_changed_saves_nothing(client, services, people, run_jobs):
+    at_sms(client, OFFICER_PHONE, "PPI C0002 1 1 1 1 1 1 1 1 1 1")  # previewed on KEN-2024
+    with services.transaction() as session:  # the MFI moves to another scorecard before the officer says YES
+        configure_ppi(session, scorecard_id="KEN-2008", headline_line="below-national", bands=BANDS)
+    at_sms(client, OFFICER_PHONE, "YES")
+    run_jobs()
+    assert outbox_texts(services, OFFICER_PHONE)[-1] == "Not saved. This survey has changed. Please start again."
+    with services.transaction() as session:
+        assert session.scalars(select(SurveyResponse)).all() == []
+
+
 def test_menu_by_sms_in_the_middle_of_a_survey_goes_back_to_the_main_menu(client, services, people, run_jobs):
     at_sms(client, CLIENT_PHONE, "Hi")
     at_sms(client, CLIENT_PHONE, "1")  # question 1
