@@ -174,7 +174,11 @@ SCHEMAS: dict[str, Any] = {
             "scorecard_id": {"type": "string", "examples": ["KEN-2024"]},
             "status": {"enum": ["active", "inactive"], "default": "active"},
             "headline_line": {"type": "string"},
-            "bands": {**NULLABLE_STRING, "examples": ["0-24:Very poor,25-49:Poor,50-100:Better off"]},
+            "bands": {
+                **NULLABLE_STRING,
+                "description": "Left out: the stored bands stay. Empty or null: no bands.",
+                "examples": ["0-24:Very poor,25-49:Poor,50-100:Better off"],
+            },
             "show_band_to_client": {"type": ["boolean", "null"], "description": "null keeps the current choice"},
         },
     },

@@ -414,7 +414,7 @@ def put_ppi_settings() -> Response:
         "scorecard_id": _text(body.get("scorecard_id"), "scorecard_id", max_length=32, required=True),
         "status": _text(body.get("status", "active"), "status", max_length=16, required=True),
         "headline_line": _text(body.get("headline_line"), "headline_line", required=True),
-        "bands": _text(body.get("bands"), "bands", max_length=2000),
+        "bands": _bands_field(body),
         "show_band_to_client": _flag(body, "show_band_to_client"),
     }
     with _services().transaction() as session:
@@ -423,6 +423,15 @@ def put_ppi_settings() -> Response:
         except SurveyError as exc:
             raise ApiProblem(400, "invalid request", str(exc)) from exc
     return jsonify(_config_json(config))
+
+
+def _bands_field(body: dict[str, Any]) -> str | None:
+    """Left out: the stored bands stay (None); "" or null removes them; else the bands' text."""
+    if "bands" not in body:
+        return None
+    if body["bands"] in ("", None):
+        return ""
+    return _text(body["bands"], "bands", max_length=2000)
 
 
 def _config_json(config: Any) -> dict[str, Any]:

@@ -74,7 +74,11 @@ def ppi_group() -> None:
 @click.option("--scorecard", "scorecard_id", required=True, help="Scorecard id, e.g. KEN-2024.")
 @click.option("--status", type=click.Choice(service.STATUSES), required=True)
 @click.option("--headline-line", required=True, help="Slug of the poverty line reported as the headline.")
-@click.option("--bands", default=None, help='Score bands covering 0-100, e.g. "0-24:Very poor,25-100:Other".')
+@click.option(
+    "--bands",
+    default=None,
+    help='Score bands covering 0-100, e.g. "0-24:Very poor,25-100:Other" (unchanged when not given; "" removes them).',
+)
 @click.option(
     "--show-band-to-client/--hide-band-from-client",
     "show_band",

@@ -11,7 +11,7 @@ an officer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
 from typing import Any, Literal, cast
@@ -127,7 +127,8 @@ def configure(
     show_band_to_client: bool | None = None,
     now: datetime,
 ) -> PpiConfig:
-    """Save the MFI's PPI settings. Without `bands` no band is given; `show_band_to_client=None` keeps the old choice.
+    """Save the MFI's PPI settings. `bands=None` keeps the stored bands (pausing the PPI must not lose them) and an
+    empty text removes them; `show_band_to_client=None` keeps the old choice.
 
     Existing surveys keep their scorecard version and headline; only new surveys (and edits) use the new settings.
     """
@@ -140,6 +141,8 @@ def configure(
         bands=bands,
         show_band_to_client=keep_show if show_band_to_client is None else show_band_to_client,
     )
+    if bands is None and row is not None:
+        config = replace(config, bands=_config_from_row(row).bands)
     if row is None:
         row = PpiSettings()
         session.add(row)

@@ -441,6 +441,14 @@ def test_admin_reads_and_changes_ppi_settings(client: FlaskClient, services: Ser
     assert saved.status_code == 200, saved.get_json()
     shown = _get(client, "/ppi/settings", admin).get_json()
     assert shown["scorecard_id"] == "KEN-2024" and shown["bands"][0] == {"low": 0, "high": 29, "label": "Very poor"}
+    paused = {"scorecard_id": "KEN-2024", "headline_line": "absolute-poverty-line", "status": "inactive"}
+    kept = client.put("/api/v1/ppi/settings", json=paused, headers={"Authorization": f"Bearer {admin}"}).get_json()
+    assert kept.get("status") == "inactive", kept
+    assert kept["bands"] == shown["bands"]  # bands left out: kept
+    cleared = client.put(
+        "/api/v1/ppi/settings", json={**paused, "bands": ""}, headers={"Authorization": f"Bearer {admin}"}
+    ).get_json()
+    assert "bands" in cleared and not cleared["bands"], cleared
     wrong = client.put(
         "/api/v1/ppi/settings", json={**body, "headline_line": "nope"}, headers={"Authorization": f"Bearer {admin}"}
     )

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from accounts.models import Client
+from scoring.scorecard import parse_bands
 from surveys import service
 from surveys.models import SurveyAnswer, SurveyLineResult, SurveyResponse
 from surveys.service import SurveyError
@@ -291,13 +292,14 @@ def test_configure_saves_and_replaces_the_settings(services):
     with services.transaction() as session:
         config = service.get_config(session)
 
-    assert (config.scorecard_id, config.status, config.headline_line, config.bands) == (
-        "KEN-2008",
-        "inactive",
-        "below-national",
-        None,
-    )
+    assert (config.scorecard_id, config.status, config.headline_line) == ("KEN-2008", "inactive", "below-national")
     assert config.show_band_to_client is True  # not given: kept
+    assert config.bands == parse_bands(BANDS)  # not given: kept too (pausing the PPI must not lose them)
+    with services.transaction() as session:
+        service.configure(
+            session, scorecard_id="KEN-2008", status="active", headline_line="below-national", bands="", now=NOW
+        )
+        assert service.get_config(session).bands is None  # given empty: removed
 
 
 def test_settings_bands_read_back_as_written(services):
