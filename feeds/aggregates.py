@@ -456,12 +456,16 @@ def _keyed(rows: Any, types: Sequence[Any], *keys: str) -> list[Any]:
 
 
 def _other_cells(level: str, partials: Any, types: Sequence[Any], scope: Scope | None) -> Select[Any]:
-    """The cells of an officer, fund or product level: its partials, named."""
+    """The cells of an officer, fund or product level: its partials, named. A lender limited to funds sees those
+    funds and the products they finance."""
     table: Any = {"officer": Staff, "fund": Fund, "product": LoanProduct}[level]
     query = select(literal(level), table.external_id, table.name, *_keyed(partials, types, "ord"))
     query = query.join_from(partials, table, table.id == partials.c.key)
     if level == "fund" and scope is not None and scope.funds is not None:
         query = query.where(table.external_id.in_(scope.funds))
+    if level == "product" and scope is not None and scope.funds is not None:  # not the products of others' funds
+        financed = select(Account.product_id).join(Fund, Fund.id == Account.fund_id)
+        query = query.where(table.id.in_(financed.where(Fund.external_id.in_(scope.funds))))
     return query
 
 

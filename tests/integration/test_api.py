@@ -563,6 +563,47 @@ def test_a_lenders_cell_below_k_sharing_clients_is_withheld_though_the_office_is
     assert [(cell["group"]["id"], cell["suppressed"]) for cell in cells] == [("R1", True)]
 
 
+def test_a_lender_limited_to_a_fund_sees_the_products_of_that_fund_only(client, services: Services, world) -> None:
+    from accounts.models import LoanProduct
+
+    k = services.settings.suppression_k
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS)
+        office = session.scalar(select(Office).where(Office.external_id == "BB"))
+        ours, theirs = LoanProduct(external_id="P1", name="Biashara"), LoanProduct(external_id="P2", name="Kilimo")
+        session.add_all([ours, theirs])
+        session.flush()
+        for number in range(k):
+            borrower = _borrower(session, f"BB-L{number}", office=office, fund="F1")
+            session.scalars(select(Account).where(Account.client_id == borrower.id)).one().product_id = ours.id
+            session.add(
+                Account(
+                    external_id=f"L2-{number}",
+                    client_id=borrower.id,
+                    kind="loan",
+                    currency="KES",
+                    fund_id=_fund(session, "F2").id,
+                    product_id=theirs.id,
+                )
+            )
+            _share(session, borrower)
+            surveys.create_survey(
+                session,
+                borrower.id,
+                VERY_POOR,
+                date_collected=date(2024, 5, 2),
+                mode="self",
+                channel="cli",
+                officer_id=None,
+                now=NOW,
+            )
+    lender = _key(services, "lender", funds=["F1"])
+    products = _get(client, "/aggregates?level=product&period=2024-Q2", lender).get_json()["cells"]
+    assert [(cell["group"]["id"], cell["clients"]) for cell in products] == [("P1", k)]  # not F2's product P2
+    everything = _get(client, "/aggregates?level=product&period=2024-Q2", _key(services, "portal")).get_json()
+    assert [cell["group"]["id"] for cell in everything["cells"]] == ["P1", "P2"]
+
+
 def test_aggregates_for_one_period(client, services: Services, world) -> None:
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
