@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 
 import httpx
 import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from accounts.corebanking import AccountBalance, CoreBankingUnavailable, StatementLine, mask_account_number
-from accounts.models import Client
+from accounts.models import Client, ClientPhone
 from db import utcnow
 
 logger = logging.getLogger(__name__)
@@ -160,9 +162,10 @@ class FineractCoreBanking:
     def _fineract_client_id(self, client: Client, deadline: _Deadline) -> int:
         if client.id in self._client_ids:
             return self._client_ids[client.id]
-        for query in _phone_queries(client):
+        shared = _shared_phones(client)
+        for phone, query in _phone_queries(client):
             hits = self._get("/search", deadline, query=query, resource="clients", exactMatch="true")
-            chosen = _choose_client(hits, client)
+            chosen = _choose_client(hits, client, phone_is_shared=phone in shared)
             if chosen is not None:
                 self._client_ids[client.id] = chosen
                 return chosen
@@ -200,25 +203,35 @@ class FineractCoreBanking:
 # --- parsing Fineract shapes (pure) ----------------------------------------------------------------------------
 
 
-def _phone_queries(client: Client) -> list[str]:
-    """Each phone as E.164, then in national form: Fineract stores `mobileNo` as it was typed."""
-    queries: list[str] = []
+def _phone_queries(client: Client) -> list[tuple[str, str]]:
+    """(phone, query) for each phone as E.164, then in national form: Fineract stores `mobileNo` as it was typed."""
+    queries: list[tuple[str, str]] = []
     for phone in sorted(entry.phone for entry in client.phones):
-        queries.append(phone)
+        queries.append((phone, phone))
         try:
             number = phonenumbers.parse(phone)
         except phonenumbers.NumberParseException:
             continue
         national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL).replace(" ", "")
         if national != phone:
-            queries.append(national)
+            queries.append((phone, national))
     return queries
 
 
-def _choose_client(hits: Any, client: Client) -> int | None:
+def _shared_phones(client: Client) -> set[str]:
+    """The client's phones that other clients of ours use too (a family phone)."""
+    session = object_session(client)
+    phones = [entry.phone for entry in client.phones]
+    if session is None or not phones:
+        return set()
+    query = select(ClientPhone.phone).where(ClientPhone.phone.in_(phones), ClientPhone.client_id != client.id)
+    return set(session.scalars(query))
+
+
+def _choose_client(hits: Any, client: Client, *, phone_is_shared: bool = False) -> int | None:
     """The Fineract client behind a phone search: the one whose external id, account number or id is ours. A single
-    hit with no external id of its own is taken as ours; one with another client's external id is not (a phone
-    shared by two clients finds the one Fineract has it for, who may be the other client)."""
+    hit that names no external id is taken as ours only when no other client of ours has the phone: Fineract may
+    have a family phone on the other client's record only, and leaves out an external id it does not have."""
     candidates = [hit for hit in hits or [] if str(hit.get("entityType", "CLIENT")).upper() == "CLIENT"]
     ours = {client.external_id}
     matching = [
@@ -228,7 +241,7 @@ def _choose_client(hits: Any, client: Client) -> int | None:
     ]
     if len(matching) == 1:
         return int(matching[0]["entityId"])
-    if len(candidates) == 1 and not matching and not candidates[0].get("entityExternalId"):
+    if len(candidates) == 1 and not matching and not candidates[0].get("entityExternalId") and not phone_is_shared:
         return int(candidates[0]["entityId"])
     return None
 
