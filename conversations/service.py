@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from accounts.models import Client
 from bootstrap import Services
+from conversations import account as account_nodes
 from conversations import commands, handlers
 from conversations.dialogue import ClientRef, Context, EffectResult, Start, State, UserInput
 from conversations.engine import advance
@@ -34,6 +35,7 @@ from surveys import service as surveys
 logger = logging.getLogger(__name__)
 
 MAX_EFFECT_ROUNDS = 12
+_ACCOUNT_NODES = frozenset(node.name for node in account_nodes.NODES)
 MESSAGE_SESSION_TTL_SECONDS = 24 * 3600
 # A verified PIN holds while an SMS or Telegram session (they last a day) is in use: after this long without a
 # message it is asked again, so a phone left on a table does not show balances to whoever picks it up.
@@ -192,9 +194,15 @@ def _converse(
     return replies, live
 
 
-def _forget_idle_pin(state: State, live: LiveSession, now: datetime) -> State:
+def _forget_idle_pin(state: State, live: LiveSession, now: datetime) -> State | None:
+    """After PIN_IDLE_SECONDS without a message the PIN is asked again, and a PIN screen or an account screen left
+    open (a new PIN half chosen, balances on show) is closed: the next message gets the main menu."""
     idle = live.touched_at is None or now.timestamp() - live.touched_at > PIN_IDLE_SECONDS
-    return replace(state, pin_ok=False) if state.pin_ok and idle else state
+    if not idle:
+        return state
+    if state.node in _ACCOUNT_NODES:
+        return None
+    return replace(state, pin_ok=False) if state.pin_ok else state
 
 
 def _caller(services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime) -> Caller:

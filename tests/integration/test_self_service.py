@@ -144,6 +144,36 @@ def test_a_verified_pin_is_asked_again_after_five_quiet_minutes_of_a_day_long_sm
     assert "**1234" in sms(PIN, 13)
 
 
+def test_a_pin_change_or_balances_left_open_on_sms_close_after_five_quiet_minutes(services, activation_code):
+    from conversations.service import handle_inbound
+    from gateway.channels.base import sender_session
+    from gateway.messages import Inbound
+
+    start = utcnow()
+    with services.transaction() as session:
+        client_id = session.scalars(select(Client)).one().id
+        accounts.set_pin(session, client_id, PIN, phone=PHONE, now=start)
+        pin_hash = session.get(Client, client_id).pin_hash
+    sent = iter(range(1, 100))
+
+    def sms(text: str, minute: float) -> str:
+        inbound = Inbound("at-sms", PHONE, text, sender_session("at-sms", PHONE), provider_message_id=f"m{next(sent)}")
+        return handle_inbound(services, inbound, now=start + timedelta(minutes=minute))[-1].text
+
+    sms("Hi", 0)
+    sms("7", 0)  # change PIN
+    assert "Choose a new PIN" in sms(PIN, 0)  # the owner walks away here
+    later = sms("5829", 120)  # someone else picks the phone up two hours later
+    assert "Main menu" in later and "Enter the new PIN again" not in later
+    assert "Enter the new PIN again" not in sms("5829", 120)
+    with services.transaction() as session:
+        assert session.get(Client, client_id).pin_hash == pin_hash  # the PIN is the owner's still
+
+    assert "Enter your PIN" in sms("2", 121)
+    assert "**1234" in sms(PIN, 121)  # balances on show, then the phone is left
+    assert "**1234" not in sms("9", 130)  # a wrong key would show the screen again: it is closed instead
+
+
 def test_a_new_pin_confirmed_after_the_stage_expired_is_asked_again(client, services, activation_code):
     phone, _ = _at_new_pin(client, activation_code)
     phone.send(PIN)  # staged as a hash for five minutes
