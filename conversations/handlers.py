@@ -362,7 +362,10 @@ def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
     currency = runner.services.settings.currency
     if kind == "progress":
         history = surveys.client_surveys(runner.session, client.id)
-        return EffectResult("lines", {"lines": presenter.progress_lines(history, translate, language)})
+        config = runner.ppi_config()
+        show_band = bool(config and config.show_band_to_client)  # the MFI's choice, as at the end of a survey
+        lines = presenter.progress_lines(history, translate, language, show_band=show_band)
+        return EffectResult("lines", {"lines": lines})
     try:
         banking = build_core_banking(runner.services, runner.session)
         if kind == "balances":

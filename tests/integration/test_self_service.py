@@ -257,6 +257,9 @@ def test_my_progress_shows_bands_over_time_and_the_direction_never_likelihoods(c
     from surveys import service as surveys
 
     with services.transaction() as session:
+        configure_ppi(
+            session, bands="0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor", show_band_to_client=True
+        )
         jane = session.scalars(select(Client)).one()
         low = [1, 1, 1, 2, 2, 2, 2, 2, 2, 2]
         high = [30, 10, 5, 1, 1, 1, 1, 1, 1, 1]
@@ -289,6 +292,16 @@ def test_my_progress_shows_bands_over_time_and_the_direction_never_likelihoods(c
     assert bands[1] in progress and "%" not in progress
     if bands[0] != bands[1]:
         assert "→" in progress or "->" in progress
+
+    with services.transaction() as session:  # the MFI stops showing clients their band
+        configure_ppi(
+            session, bands="0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor", show_band_to_client=False
+        )
+    phone = Phone(client)
+    phone.dial()
+    phone.send("4")
+    hidden = phone.send(PIN)
+    assert "Survey taken on" in hidden and not any(band in hidden for band in bands), hidden
 
 
 def test_an_officers_unlock_lets_the_right_pin_in_even_after_many_wrong_ones_from_the_phone(services, activation_code):
