@@ -178,7 +178,7 @@ def verify_pin(
     client = session.scalars(select(Client).where(Client.id == client_id).with_for_update()).one()
     if not client.pin_hash:
         return PinCheck(False, 0, 0, needs_activation=True)
-    locked = _minutes_locked(client, now)
+    locked = minutes_locked(client, now)
     if locked:
         return PinCheck(False, 0, locked)
     slot = limiter.take(phone=phone, client_id=client_id, now=now)
@@ -204,7 +204,8 @@ def _wrong_pin(session: Session, client: Client, now: datetime, settings: Settin
     return PinCheck(False, 0, settings.pin_lock_minutes)
 
 
-def _minutes_locked(client: Client, now: datetime) -> int:
+def minutes_locked(client: Client, now: datetime) -> int:
+    """Whole minutes (rounded up) until the client's PIN lock lifts; 0 when it is not locked."""
     if client.pin_locked_until is None:
         return 0
     remaining = (as_utc(client.pin_locked_until) - now).total_seconds()
@@ -212,7 +213,7 @@ def _minutes_locked(client: Client, now: datetime) -> int:
 
 
 def is_locked(client: Client, now: datetime) -> bool:
-    return _minutes_locked(client, now) > 0
+    return minutes_locked(client, now) > 0
 
 
 def unlock(

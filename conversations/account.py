@@ -39,8 +39,8 @@ def require_pin(state: State, context: Context, _: Translate, action: str) -> Ou
     """Run `action` now if the PIN was verified this session; otherwise ask for it (or activate first)."""
     if state.pin_ok:
         return run_action(state, context, _, action)
-    if context.pin_status == "locked":
-        return Outcome(goto(state, "end"), final=_("Your PIN is locked. Please contact your branch."))
+    if context.pin_status == "locked":  # the lock lifts by itself: no trip to the branch
+        return Outcome(goto(state, "end"), final=_locked_text(_, context.pin_locked_minutes))
     if context.pin_status == "not_set":
         return Outcome(goto(state, "activation_code", after_pin=action))
     return Outcome(goto(state, "pin_entry", after_pin=action))
@@ -104,15 +104,18 @@ def _pin_result(state: State, result: EffectResult, context: Context, _: Transla
         return Outcome(goto(state, "pin_entry"), notice=notice)
     if result.kind == "pin_locked":
         minutes = result_int(result.data, "minutes") or 0
-        text = _(
-            "Too many wrong PINs. Try again in %(n)d minute.",
-            plural="Too many wrong PINs. Try again in %(n)d minutes.",
-            n=minutes,
-        )
-        return Outcome(goto(state, "end", after_pin=None), final=text)
+        return Outcome(goto(state, "end", after_pin=None), final=_locked_text(_, minutes))
     if result.kind == "pin_needs_activation":  # reset by an officer while this session was open
         return Outcome(goto(state, "activation_code", after_pin=state.after_pin))
     return _unavailable(state, context, _)
+
+
+def _locked_text(_: Translate, minutes: int) -> str:
+    return _(
+        "Too many wrong PINs. Try again in %(n)d minute.",
+        plural="Too many wrong PINs. Try again in %(n)d minutes.",
+        n=max(1, minutes),
+    )
 
 
 # --- activation and new PIN -----------------------------------------------------------------------------------

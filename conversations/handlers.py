@@ -168,7 +168,9 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
     mode = "officer" if caller.role == "officer" else "self"
     in_survey = state is not None and state.node in SURVEY_NODES
     draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None and not in_survey else None
-    pin_status = "active" if in_survey else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
+    pin_status, locked_minutes = (
+        ("active", 0) if in_survey else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
+    )
     return Context(
         channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),
         role=caller.role,
@@ -178,6 +180,7 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
         show_band_to_client=bool(config and config.show_band_to_client),
         languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
         pin_status=pin_status,
+        pin_locked_minutes=locked_minutes,
         features=_menu_features(services.settings.menu_off),
         sms_max_segments=services.settings.sms_max_segments,
     )
@@ -206,15 +209,12 @@ def _draft_view(draft: Any, language: str, services: Services) -> dict[str, Any]
     }
 
 
-def _pin_status(client: Client | None, now: datetime) -> str:
+def _pin_status(client: Client | None, now: datetime) -> tuple[str, int]:
+    """(not_set | locked | active, minutes until a lock lifts)."""
     if client is None or not client.pin_hash:
-        return "not_set"
-    locked_until = client.pin_locked_until
-    if locked_until is not None:
-        locked_until = locked_until if locked_until.tzinfo else locked_until.replace(tzinfo=now.tzinfo)
-        if locked_until > now:
-            return "locked"
-    return "active"
+        return "not_set", 0
+    minutes = accounts.minutes_locked(client, now)
+    return ("locked", minutes) if minutes else ("active", 0)
 
 
 def first_name(name: str) -> str:

@@ -321,3 +321,20 @@ def test_an_officers_unlock_lets_the_right_pin_in_even_after_many_wrong_ones_fro
     with services.transaction() as session:
         check = accounts.verify_pin(session, limiter, client_id, PIN, phone=PHONE, now=now, settings=services.settings)
     assert check.ok and not check.locked_minutes
+
+
+def test_a_pin_locked_for_a_while_says_when_to_try_again_on_the_next_dial_not_to_visit_the_branch(
+    client, services, activation_code
+):
+    with services.transaction() as session:
+        accounts.set_pin(session, session.scalars(select(Client)).one().id, PIN, phone=PHONE, now=utcnow())
+    phone = Phone(client)
+    phone.dial()
+    phone.send("2")
+    screens = [phone.send(wrong) for wrong in ("1111", "2222", "3333")]
+    assert screens[-1].startswith("END Too many wrong PINs. Try again in 30 minutes.")
+    again = Phone(client)
+    again.dial()
+    locked = again.send("2")
+    assert locked.startswith("END Too many wrong PINs. Try again in 30 minutes."), locked
+    assert "branch" not in locked
