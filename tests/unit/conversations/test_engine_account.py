@@ -103,10 +103,11 @@ def test_locked_pin_ends_the_session_with_the_wait() -> None:
     assert step.finished and "Try again in 15 minutes." in step.replies[0].text
 
 
-def test_already_locked_pin_is_not_asked_for() -> None:
-    session = _at_menu(pin_status="locked")
+def test_already_locked_pin_is_not_asked_for_and_the_wait_is_given() -> None:
+    session = _at_menu(pin_status="locked", pin_locked_minutes=12)
     step = session.type("2")
-    assert step.finished and "locked" in step.replies[0].text and not step.effects
+    assert step.finished and not step.effects
+    assert step.replies[0].text == "Too many wrong PINs. Try again in 12 minutes."
 
 
 def test_unavailable_core_banking_returns_to_menu_with_a_reason() -> None:
