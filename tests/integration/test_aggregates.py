@@ -8,7 +8,7 @@ cells under k clients withheld.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -66,6 +66,7 @@ class World:
     client_rows: list[tuple[Client, list[int], list[int]]]  # client, fund indexes, product indexes
     surveys: list[dict[str, Any]]
     officer_ids: dict[int, str]
+    financed: set[tuple[str, str]] = field(default_factory=set)  # (fund, product) external ids an account pairs
 
 
 def _wipe(services: Services) -> None:
@@ -91,10 +92,13 @@ def _build(services: Services, clients: list[Any], surveys: list[Any]) -> World:
         session.add_all(funds + products)
         session.flush()
         rows = []
+        financed: set[tuple[str, str]] = set()
         for office_index, officer_index, accounts in clients:
             officer = officers[officer_index] if officer_index is not None else None
             client = make_client(session, office=offices[office_index], officer=officer)
             for fund_index, product_index in accounts:
+                if fund_index is not None and product_index is not None:
+                    financed.add((f"F{fund_index}", f"P{product_index}"))
                 session.add(
                     Account(
                         external_id=f"A{client.id}-{len(session.new)}-{fund_index}-{product_index}",
@@ -131,7 +135,7 @@ def _build(services: Services, clients: list[Any], surveys: list[Any]) -> World:
                 {"id": survey.id, "client": client.id, "date": collected, "band": band, "score": score, "lines": rates}
             )
         rebuild_facts(session)  # the surveys were written by hand, not through the survey service
-        return World(offices, rows, records, {o.id: o.external_id for o in officers})
+        return World(offices, rows, records, {o.id: o.external_id for o in officers}, financed)
 
 
 def _groups_of(world: World, level: str, client: Client, funds: list[int], products: list[int]) -> list[tuple]:
@@ -170,6 +174,9 @@ def _brute_force(world: World, level: str, kind: str, k: int, scope: Scope | Non
         for group_id, _name in _groups_of(world, level, client, funds, products):
             if level == "fund" and scope and scope.funds is not None and group_id not in scope.funds:
                 continue
+            if level == "product" and scope and scope.funds is not None:  # only the products the funds finance
+                if not any((fund, group_id) in world.financed for fund in scope.funds):
+                    continue
             for ordinal, survey in picked.items():
                 cell = cells.setdefault((group_id, ordinal), _empty_cell())
                 _add(cell, survey, len(per_period[ordinal]), first, picked.get(ordinal - 1))
