@@ -44,6 +44,7 @@ class LiveSession:
     ppi: dict[str, Any] | None = None  # the PPI settings read on the session's first hop (USSD)
     people: dict[str, Any] | None = None  # the caller's clients' first names and languages, read on first use (USSD)
     touched_at: float | None = None  # when the last message was handled (Unix seconds; SMS and Telegram)
+    buttons: int = 0  # Telegram: the stamp on the latest message's buttons (a press on older ones is refused)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -56,6 +57,7 @@ class LiveSession:
                 "ppi": self.ppi,
                 "people": self.people,
                 "touched_at": self.touched_at,
+                "buttons": self.buttons,
             }
         )
 
@@ -74,6 +76,7 @@ class LiveSession:
                 ppi=data.get("ppi") if isinstance(data.get("ppi"), dict) else None,
                 people=data.get("people") if isinstance(data.get("people"), dict) else None,
                 touched_at=float(data["touched_at"]) if data.get("touched_at") is not None else None,
+                buttons=int(data.get("buttons") or 0),
             )
         except (ValueError, TypeError, AttributeError):
             return None

@@ -35,6 +35,7 @@ from surveys import service as surveys
 logger = logging.getLogger(__name__)
 
 MAX_EFFECT_ROUNDS = 12
+BUTTON_STAMP = "~"  # between a Telegram button's stamp and its choice key in the callback data
 _ACCOUNT_NODES = frozenset(node.name for node in account_nodes.NODES)
 MESSAGE_SESSION_TTL_SECONDS = 24 * 3600
 # A verified PIN holds while an SMS or Telegram session (they last a day) is in use: after this long without a
@@ -126,10 +127,18 @@ def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, no
     digest = input_digest(held.session_key, inbound.text)
     if ussd and live is not None and live.last_input_digest == digest and live.last_response is not None:
         return [_reply_from_json(item) for item in live.last_response]  # a gateway retry: same screen, no effects
+    pressed = _pressed_button(inbound, live)
     with services.lazy_transaction() as session:
         if not handlers.first_time(session, inbound):
             return []  # a provider message id seen before is not processed again
-        replies, live = _converse(services, session, inbound, live, now)
+        if pressed is None:  # a button of an earlier message (a double tap, an old screen): it answers nothing now
+            translate = gettext_for(services.settings.default_locale)
+            replies = [Reply(translate("That button belongs to an earlier message. Please use the latest one."))]
+        else:
+            replies, live = _converse(services, session, pressed, live, now)
+        if inbound.channel == "telegram" and live is not None and any(reply.choices for reply in replies):
+            live.buttons += 1
+            replies = _stamped(replies, live.buttons)
         if replies and not services.channels[inbound.channel].synchronous:
             outbox.queue_replies(
                 session,
@@ -192,6 +201,29 @@ def _converse(
     if finished and inbound.channel != "at-ussd":
         return replies, None
     return replies, live
+
+
+def _pressed_button(inbound: Inbound, live: LiveSession | None) -> Inbound | None:
+    """A Telegram button press as the choice it stands for, or None when the button is not on the latest message:
+    each message's buttons carry a stamp (`_stamped`), so a second tap or a tap on an older message cannot answer
+    the question on screen now."""
+    if inbound.callback_id is None:
+        return inbound
+    stamp, separator, key = inbound.text.partition(BUTTON_STAMP)
+    if not separator:
+        return inbound  # a button sent before buttons were stamped
+    if live is None or stamp != str(live.buttons):
+        return None
+    return replace(inbound, text=key)
+
+
+def _stamped(replies: list[Reply], stamp: int) -> list[Reply]:
+    return [
+        replace(reply, choices=tuple(Choice(f"{stamp}{BUTTON_STAMP}{c.key}", c.label) for c in reply.choices))
+        if reply.choices
+        else reply
+        for reply in replies
+    ]
 
 
 def _forget_idle_pin(state: State, live: LiveSession, now: datetime) -> State | None:

@@ -352,6 +352,45 @@ def test_consent_over_telegram_buttons(database_url, services, people):
         assert [(event.granted, event.channel) for event in events] == [(True, "telegram")]
 
 
+def test_a_second_tap_or_a_tap_on_an_older_telegram_message_answers_nothing(database_url, services, people):
+    from app import create_app
+    from conversations.models import ConversationDraft
+
+    app = create_app(Settings(app_env="test", database_url=database_url, telegram_webhook_secret="tg-secret"))
+    http = app.test_client()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "tg-secret"}
+    contact = {"phone_number": CLIENT_PHONE.lstrip("+"), "first_name": "J", "user_id": 42}
+    http.post("/webhooks/telegram", json=_telegram_update(1, 42, contact=contact), headers=headers)
+    http.post("/webhooks/telegram", json=_telegram_update(2, 42, text="1"), headers=headers)  # the survey
+    assert outbox_texts(services, "tg:42")[-1].startswith("1/10")
+    with services.transaction() as session:
+        last = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+        first_button = last.choices[0][0]  # "1 Mombasa", stamped with this message's stamp
+    assert first_button.endswith("~1")
+
+    def tap(update_id: int, data: str) -> None:
+        callback = {
+            "update_id": update_id,
+            "callback_query": {
+                "id": f"cb{update_id}",
+                "data": data,
+                "chat_instance": "x",
+                "from": {"id": 42, "is_bot": False, "first_name": "J"},
+                "message": {"message_id": 9, "date": 1700000000, "chat": {"id": 42, "type": "private"}},
+            },
+        }
+        http.post("/webhooks/telegram", json=callback, headers=headers)
+
+    tap(3, first_button)
+    assert outbox_texts(services, "tg:42")[-1].startswith("2/10")
+    tap(4, first_button)  # the same button again: a double tap
+    assert (
+        outbox_texts(services, "tg:42")[-1] == "That button belongs to an earlier message. Please use the latest one."
+    )
+    with services.transaction() as session:
+        assert session.scalars(select(ConversationDraft)).one().answers == {"0": 1}  # question 2 unanswered
+
+
 def test_the_console_webhook_does_not_exist_in_production(database_url):
     from app import create_app
 
