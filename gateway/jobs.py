@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import redis
 from sqlalchemy import update
 
 import bootstrap
@@ -60,7 +61,11 @@ def send_outbound(message_id: int) -> str:
         )
     if not claimed:
         return "claimed elsewhere"
-    _respect_rate_limit(services, outbound.channel)
+    try:
+        _respect_rate_limit(services, outbound.channel)
+    except redis.exceptions.RedisError:  # nothing was sent yet: give the row back for RQ's next attempt
+        _set_status(services, message_id, "queued", "send rate limiter unavailable (Redis)")
+        raise
     try:
         provider_id = services.channels[outbound.channel].send(outbound)
     except SendError as exc:
@@ -96,13 +101,12 @@ def _abandoned_or_in_progress(session: Any, message: OutboxMessage, send_timeout
 def _record_failure(services: bootstrap.Services, message_id: int, error: SendError, *, last_attempt: bool) -> str:
     """A retryable failure goes back to queued for RQ's next attempt, unless the attempts are used up: then, like a
     permanent one, the row is failed with the provider's reason (it would otherwise stay queued with no job left)."""
+    if error.maybe_sent:  # the provider may have it: an operator checks, nobody resends
+        _set_status(services, message_id, "unknown", f"{error.message}; not resent to avoid a duplicate")
+        logger.warning("outbox %s may or may not have been sent: %s", message_id, error.message)
+        return "unknown"
     retry = error.retryable and not last_attempt
-    with services.transaction() as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
-            .values(status="queued" if retry else "failed", error=error.message[:500])
-        )
+    _set_status(services, message_id, "queued" if retry else "failed", error.message)
     if retry:
         raise error  # RQ's Retry schedules the next attempt
     logger.warning(
@@ -112,6 +116,13 @@ def _record_failure(services: bootstrap.Services, message_id: int, error: SendEr
         error.message,
     )
     return "failed"
+
+
+def _set_status(services: bootstrap.Services, message_id: int, status: str, error: str) -> None:
+    with services.transaction() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(status=status, error=error[:500])
+        )
 
 
 def _respect_rate_limit(services: bootstrap.Services, channel: str) -> None:

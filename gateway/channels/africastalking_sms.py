@@ -44,6 +44,7 @@ from gateway.channels.base import (
     parse_provider_time,
     require_fields,
     sender_session,
+    transport_error,
     verify_query_token,
 )
 from gateway.encoding import normalise_for_sms
@@ -159,7 +160,7 @@ class AfricasTalkingSMS:
         except ValueError as exc:  # the SDK's own phone-number check
             raise SendError(f"at-sms: {exc}", retryable=False) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise SendError(f"at-sms: {type(exc).__name__}", retryable=True) from exc
+            raise transport_error("at-sms", exc) from exc
         except AfricasTalkingException as exc:
             text = str(exc)
             permanent = any(hint in text.lower() for hint in PERMANENT_HTTP_HINTS)

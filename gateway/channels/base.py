@@ -26,15 +26,27 @@ class Forbidden(Exception):
 
 
 class SendError(Exception):
-    """Sending failed. `retryable` tells the outbox whether trying again later can succeed."""
+    """Sending failed. `retryable` tells the outbox whether trying again later can succeed; `maybe_sent` that the
+    request reached the provider and no answer came back (a read timeout): the message may be on its way, so it is
+    never sent again (twice is worse for a client than once missing)."""
 
-    def __init__(self, message: str, retryable: bool) -> None:
+    def __init__(self, message: str, retryable: bool, *, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.message = message
-        self.retryable = retryable
+        self.retryable = retryable and not maybe_sent
+        self.maybe_sent = maybe_sent
 
     def __repr__(self) -> str:
-        return f"SendError({self.message!r}, retryable={self.retryable})"
+        return f"SendError({self.message!r}, retryable={self.retryable}, maybe_sent={self.maybe_sent})"
+
+
+def transport_error(slug: str, exc: Exception) -> SendError:
+    """A `requests` failure of an SDK call: one before the request left (no connection, connect timeout) can be
+    retried; a read timeout cannot, the provider may have taken the message."""
+    import requests
+
+    connected = isinstance(exc, requests.ReadTimeout)
+    return SendError(f"{slug}: {type(exc).__name__}", retryable=not connected, maybe_sent=connected)
 
 
 @runtime_checkable

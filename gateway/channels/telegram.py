@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any, ClassVar, TypeVar
 
+import httpx
 import telegram
 import telegram.error as tg_error
 from telegram.constants import MessageLimit
@@ -254,6 +255,9 @@ def _send_error(exc: tg_error.TelegramError) -> SendError:
         return SendError(f"telegram: rate limited: {exc.message}", retryable=True)
     if isinstance(exc, tg_error.BadRequest):  # a NetworkError subclass, so test it first
         return SendError(f"telegram: bad request: {exc.message}", retryable=False)
-    if isinstance(exc, tg_error.NetworkError):  # includes TimedOut and 5xx answers
+    if isinstance(exc, tg_error.TimedOut) and not isinstance(exc.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        # The request left and no answer came: Telegram may have delivered it, so it is not sent again.
+        return SendError(f"telegram: {type(exc).__name__}: {exc.message}", retryable=False, maybe_sent=True)
+    if isinstance(exc, tg_error.NetworkError):  # includes 5xx answers and timeouts before the request left
         return SendError(f"telegram: {type(exc).__name__}: {exc.message}", retryable=True)
     return SendError(f"telegram: {type(exc).__name__}: {exc.message}", retryable=False)  # Forbidden, InvalidToken

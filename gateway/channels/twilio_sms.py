@@ -38,6 +38,7 @@ from gateway.channels.base import (
     not_configured,
     require_fields,
     sender_session,
+    transport_error,
 )
 from gateway.encoding import normalise_for_sms
 from gateway.messages import (
@@ -141,7 +142,7 @@ class TwilioSMS:
         except TwilioRestException as exc:
             raise _send_error(exc, message.recipient) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise SendError(f"twilio-sms: {type(exc).__name__}", retryable=True) from exc
+            raise transport_error("twilio-sms", exc) from exc
         sid: str | None = created.sid
         return sid
 

@@ -108,6 +108,44 @@ def test_a_permanent_failure_is_marked_failed_with_the_providers_reason(telegram
     assert _release_scheduled(telegram_services) == 0
 
 
+def test_a_send_that_times_out_waiting_for_the_answer_is_never_sent_again(app, settings, provider):
+    """The request reached the provider and no answer came: it may be delivered, so it is marked unknown."""
+    configured = dataclasses.replace(
+        settings, telegram_bot_token="123:abc", telegram_api_url=provider.base_url + "/bot", send_timeout_seconds=0.3
+    )
+    services = create_app(configured).extensions["services"]
+    services.queue = Queue("default", connection=services.redis)
+    provider.then_hang()
+    message_id = _queue_one(services)
+    _work(services)
+    row = _row(services, message_id)
+    assert row.status == "unknown" and "not resent" in row.error
+    assert _release_scheduled(services) == 0  # no retry scheduled
+    assert len([r for r in provider.requests if r.path.endswith("/sendMessage")]) == 1
+
+
+def test_a_redis_blip_before_sending_gives_the_row_back_for_the_retry(telegram_services, provider, monkeypatch):
+    import redis
+
+    from gateway import jobs
+
+    calls = iter([redis.exceptions.ConnectionError("blip")])
+
+    def flaky_limit(services, channel):
+        error = next(calls, None)
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(jobs, "_respect_rate_limit", flaky_limit)
+    provider.then(200, fixture_text("telegram_send_message_ok.json"))
+    message_id = _queue_one(telegram_services)
+    _work(telegram_services)
+    assert _row(telegram_services, message_id).status == "queued"  # not stranded in 'sending'
+    assert _release_scheduled(telegram_services) == 1
+    _work(telegram_services)
+    assert _row(telegram_services, message_id).status == "sent"
+
+
 def test_an_africas_talking_delivery_report_updates_the_row(client, services):
     with services.transaction() as session:
         session.add(

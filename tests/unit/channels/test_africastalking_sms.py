@@ -201,21 +201,22 @@ class RaisingService:
 
 
 @pytest.mark.parametrize(
-    ("error", "retryable"),
+    ("error", "retryable", "maybe_sent"),
     [
-        (requests.ReadTimeout("read timed out"), True),
-        (requests.ConnectionError("connection refused"), True),
-        (ValueError("Invalid phone number: 0711000111"), False),
+        (requests.ReadTimeout("read timed out"), False, True),  # AT may have the message: never sent twice
+        (requests.ConnectTimeout("connect timed out"), True, False),
+        (requests.ConnectionError("connection refused"), True, False),
+        (ValueError("Invalid phone number: 0711000111"), False, False),
     ],
-    ids=["timeout", "connection error", "sdk rejects number"],
+    ids=["read timeout", "connect timeout", "connection error", "sdk rejects number"],
 )
-def test_sdk_exceptions_map_to_send_errors(error: Exception, retryable: bool) -> None:
+def test_sdk_exceptions_map_to_send_errors(error: Exception, retryable: bool, maybe_sent: bool) -> None:
     channel = AfricasTalkingSMS(sms_service=RaisingService(error))
 
     with pytest.raises(SendError) as caught:
         channel.send(OUTBOUND)
 
-    assert caught.value.retryable is retryable
+    assert (caught.value.retryable, caught.value.maybe_sent) == (retryable, maybe_sent)
 
 
 def test_send_times_out_instead_of_hanging(fake_provider: FakeProvider) -> None:
@@ -225,4 +226,4 @@ def test_send_times_out_instead_of_hanging(fake_provider: FakeProvider) -> None:
     with pytest.raises(SendError, match="Timeout") as caught:
         channel.send(OUTBOUND)
 
-    assert caught.value.retryable is True
+    assert caught.value.maybe_sent is True and caught.value.retryable is False  # sent, unanswered: not resent

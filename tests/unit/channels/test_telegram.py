@@ -217,7 +217,7 @@ def test_send_times_out_instead_of_hanging(fake_provider: FakeProvider) -> None:
     with pytest.raises(SendError, match="TimedOut") as caught:
         loopback_channel(fake_provider, timeout=0.2).send(Outbound("telegram", CHAT, "Asante!", "k1"))
 
-    assert caught.value.retryable is True
+    assert caught.value.maybe_sent is True and caught.value.retryable is False  # sent, unanswered: not resent
 
 
 @pytest.mark.parametrize(

@@ -243,7 +243,7 @@ def test_send_times_out_instead_of_hanging(fake_provider: FakeProvider) -> None:
     with pytest.raises(SendError, match="Timeout") as caught:
         loopback_channel(fake_provider, timeout=0.2).send(OUTBOUND)
 
-    assert caught.value.retryable is True
+    assert caught.value.maybe_sent is True and caught.value.retryable is False  # sent, unanswered: not resent
 
 
 def test_default_http_client_has_a_timeout() -> None:
