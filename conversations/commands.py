@@ -84,7 +84,7 @@ def keyword_replies(
     return None
 
 
-def shortcut_events(inbound: Inbound, caller: Caller) -> list[Any] | None:
+def shortcut_events(inbound: Inbound, caller: Caller, text: str) -> list[Any] | None:
     """Keywords that move the dialogue itself. `MENU` (SMS, Telegram) starts it again from the main menu, whatever
     screen it is on.
     `PPI <client-id>` from an officer walks the officer menu to "1 Survey for a client" and enters the id, so the
@@ -92,7 +92,7 @@ def shortcut_events(inbound: Inbound, caller: Caller) -> list[Any] | None:
     ussd = inbound.channel == "at-ussd"
     if ussd and caller.role != "officer":  # USSD has "00" for the menu: most hops need no parse
         return None
-    keyword = parse_keyword(inbound.text)
+    keyword = parse_keyword(text)  # on USSD this hop's input, not Africa's Talking's whole history
     if keyword is None:
         return None
     if keyword.name == "menu" and not ussd:

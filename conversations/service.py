@@ -168,7 +168,7 @@ def _converse(
         handled = commands.keyword_replies(services, session, inbound, caller, now, dialogue_node=node)
         if handled is not None:
             return handled, live
-    events = commands.shortcut_events(inbound, caller) or _events(inbound, live)
+    events = commands.shortcut_events(inbound, caller, _this_input(inbound, live)) or _events(inbound, live)
     if live is None:
         live = LiveSession(state={})
     if inbound.channel == "at-ussd":
@@ -265,8 +265,15 @@ def _events(inbound: Inbound, live: LiveSession | None) -> list[Any]:
     if live is None or not live.state:
         # A direct dial (`*384*123*1#` sends "1") or a session whose live state was lost: replay each input.
         return [Start()] + [UserInput(part) for part in inbound.text.split("*")] if inbound.text else [Start()]
+    return [UserInput(_this_input(inbound, live))]
+
+
+def _this_input(inbound: Inbound, live: LiveSession | None) -> str:
+    """What the user typed on this hop: on USSD what follows the characters already consumed."""
+    if inbound.channel != "at-ussd" or live is None or not live.state:
+        return inbound.text
     fresh = inbound.text[live.consumed :] if len(inbound.text) >= live.consumed else inbound.text
-    return [UserInput(fresh[1:] if fresh.startswith("*") else fresh)]
+    return fresh[1:] if fresh.startswith("*") else fresh
 
 
 def _is_greeting(text: str) -> bool:

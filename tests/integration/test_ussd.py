@@ -400,3 +400,16 @@ def test_an_end_notice_without_a_session_id_is_400_and_one_for_an_unknown_sessio
     missing = client.post("/webhooks/africastalking/ussd/end", data={"phoneNumber": PHONE, "status": "Success"})
     assert missing.status_code == 400 and "sessionId" in missing.get_data(as_text=True)
     assert _end_notice(client, "ATUid_never_seen", status="Success", phoneNumber="garbage").status_code == 200
+
+
+def test_an_officer_typing_the_ppi_shortcut_on_ussd_goes_on_through_the_survey(
+    client, services, survey_client, officer_phone
+):
+    phone = Phone(client, number=officer_phone)
+    phone.dial()
+    confirm = phone.send("PPI C0002")  # the SMS shortcut, typed on the officer's menu
+    assert "(C0002)" in confirm and confirm.startswith("CON ")
+    first = phone.send("1")  # yes, this is the client: Africa's Talking now sends "PPI C0002*1"
+    assert first.startswith("CON 1/10 "), first
+    assert phone.send("1").startswith("CON 2/10 ")
+    assert "Please type the client ID" not in phone.send("00")  # the menu key works again too
