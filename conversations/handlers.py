@@ -30,7 +30,7 @@ from conversations.repository import DraftRepository
 from conversations.scripts import SurveyScript, survey_script
 from conversations.survey import SURVEY_NODES
 from feeds.schedule import survey_changed
-from gateway.messages import Inbound, Reply
+from gateway.messages import Choice, Inbound, Reply
 from gateway.models import SeenMessage
 from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for
 from scoring.loader import load_for_reader
@@ -87,6 +87,7 @@ def unknown_caller_replies(services: Services, session: Session, inbound: Inboun
             Reply(
                 translate("Welcome! Please share your phone number so we can find your account."),
                 request_contact=True,
+                choices=(Choice("contact", translate("Share my phone number")),),  # the button's label
             )
         ]
     return [

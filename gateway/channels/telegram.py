@@ -155,8 +155,9 @@ class Telegram:
         self._run(answer)
 
     def _markup(self, message: Outbound) -> telegram.InlineKeyboardMarkup | telegram.ReplyKeyboardMarkup | None:
-        if message.request_contact:  # one keyboard per message: the contact button wins
-            button = telegram.KeyboardButton(self._contact_label, request_contact=True)
+        if message.request_contact:  # one keyboard per message: the contact button wins, labelled by its choice
+            label = message.choices[0].label if message.choices else self._contact_label
+            button = telegram.KeyboardButton(label, request_contact=True)
             return telegram.ReplyKeyboardMarkup([[button]], one_time_keyboard=True, resize_keyboard=True)
         if message.choices:
             return telegram.InlineKeyboardMarkup([[_button(choice)] for choice in message.choices])

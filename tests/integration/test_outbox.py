@@ -194,7 +194,32 @@ def test_a_telegram_chat_not_linked_yet_gets_the_share_my_number_button(settings
         [sent] = [request.form() for request in provider.requests if request.path.endswith("/sendMessage")]
         assert "share your phone number" in sent["text"].lower()
         keyboard = json.loads(sent["reply_markup"])["keyboard"]
-        assert keyboard[0][0]["request_contact"] is True
+        assert keyboard[0][0]["request_contact"] is True and keyboard[0][0]["text"] == "Share my phone number"
+    finally:
+        app.extensions["services"].dispose()
+
+
+def test_the_share_my_number_button_speaks_the_welcomes_language(settings, provider, run_jobs):
+    import json
+
+    provider.default = Canned(200, fixture_text("telegram_send_message_ok.json"))
+    configured = dataclasses.replace(
+        settings,
+        telegram_bot_token="123:abc",
+        telegram_webhook_secret="s",
+        telegram_api_url=provider.base_url + "/bot",
+        default_locale="sw",
+    )
+    app = create_app(configured)
+    try:
+        chat, sender = {"id": 4343, "type": "private"}, {"id": 4343, "is_bot": False, "first_name": "A"}
+        update = {"update_id": 78, "message": {"message_id": 1, "date": 1700000000, "text": "/start", "chat": chat}}
+        update["message"]["from"] = sender
+        app.test_client().post("/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s"})
+        run_jobs()
+        [sent] = [request.form() for request in provider.requests if request.path.endswith("/sendMessage")]
+        button = json.loads(sent["reply_markup"])["keyboard"][0][0]
+        assert button == {"text": "Shiriki namba yangu ya simu", "request_contact": True}
     finally:
         app.extensions["services"].dispose()
 
