@@ -11,6 +11,7 @@ from rq.worker import HerokuWorker
 
 import bootstrap
 from feeds.schedule import ensure_daily
+from gateway.jobs import schedule_sweep
 from logs import configure_logging
 from settings import Settings
 
@@ -24,5 +25,6 @@ def worker_command(burst: bool) -> None:
     configure_logging(settings.log_level)
     services = bootstrap.build(settings)
     ensure_daily(services)  # the portal feed's daily run; a no-op when it is already scheduled
+    schedule_sweep(services)  # outbox rows a Redis failure left without a send job, every minute
     worker = HerokuWorker([services.queue], connection=services.redis)
     worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)

@@ -12,18 +12,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 import bootstrap
 from db import utcnow
 from gateway.channels import SendError
 from gateway.messages import Choice, DeliveryState, Outbound, StatusUpdate
 from gateway.models import OutboxMessage
-from gateway.outbox import SEND_RETRY
+from gateway.outbox import SEND_RETRY, enqueue_send
 from logs import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -171,3 +171,47 @@ def apply_status(services: bootstrap.Services, updates: list[StatusUpdate]) -> i
 def _rows_changed(result: Any) -> int:
     """Rows an UPDATE matched (`CursorResult.rowcount`; `Session.execute` is typed as the plain `Result`)."""
     return int(result.rowcount)
+
+
+STRANDED_AFTER = timedelta(minutes=2)
+SWEEP_EVERY = timedelta(minutes=1)
+
+
+def requeue_stranded(services: bootstrap.Services, *, now: datetime | None = None) -> int:
+    """Enqueue again every outbox row left `queued` with no job behind it (Redis failed between the commit of the
+    reply and the enqueue of its send, so the provider's retry of the webhook was dropped as already seen); returns
+    how many. A row waiting for RQ's next retry has its job and is left alone."""
+    from rq.job import Job
+
+    cutoff = (now or utcnow()) - STRANDED_AFTER
+    with services.transaction() as session:
+        queued = session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.status == "queued", OutboxMessage.updated_at < cutoff)
+        ).all()
+    stranded = [mid for mid in queued if not Job.exists(f"outbox-{mid}", connection=services.redis)]
+    for message_id in stranded:
+        enqueue_send(services, message_id, send_outbound)
+    if stranded:
+        logger.warning("re-enqueued %s outbox messages left without a send job", len(stranded))
+    return len(stranded)
+
+
+def sweep(services: bootstrap.Services | None = None) -> int:
+    """The recurring job: requeue stranded rows, then schedule the next sweep (one job id per minute, so a second
+    worker starting does not double it)."""
+    services = services or bootstrap.current()
+    requeued = requeue_stranded(services)
+    schedule_sweep(services)
+    return requeued
+
+
+def schedule_sweep(services: bootstrap.Services, *, now: datetime | None = None) -> None:
+    """Schedule the next sweep unless it is already scheduled (a no-op when jobs run inline: nothing strands)."""
+    if services.jobs_inline:
+        return
+    from rq.job import Job
+
+    when = (now or utcnow()) + SWEEP_EVERY
+    job_id = f"ic-outbox-sweep-{when:%Y%m%d%H%M}"
+    if not Job.exists(job_id, connection=services.redis):
+        services.queue.enqueue_at(when, sweep, job_id=job_id)

@@ -146,6 +146,43 @@ def test_a_redis_blip_before_sending_gives_the_row_back_for_the_retry(telegram_s
     assert _row(telegram_services, message_id).status == "sent"
 
 
+def test_a_reply_whose_send_job_was_never_enqueued_is_picked_up_by_the_sweep(telegram_services, provider):
+    from datetime import timedelta
+
+    from db import utcnow
+    from gateway import jobs
+
+    provider.default = Canned(200, fixture_text("telegram_send_message_ok.json"))
+    with telegram_services.transaction() as session:  # committed, then Redis failed before the job was enqueued
+        row = OutboxMessage(
+            channel="telegram", recipient=CHAT, text="Je, una redio?", idempotency_key="stranded-1", status="queued"
+        )
+        session.add(row)
+        session.flush()
+        message_id = row.id
+    waiting = _queue_one(telegram_services, key="fresh-1")  # has its job: left alone
+    assert jobs.requeue_stranded(telegram_services) == 0  # too fresh to tell from one about to be enqueued
+    later = utcnow() + jobs.STRANDED_AFTER + timedelta(seconds=1)
+    assert jobs.requeue_stranded(telegram_services, now=later) == 1
+    _work(telegram_services)
+    assert _row(telegram_services, message_id).status == "sent"
+    assert _row(telegram_services, waiting).status == "sent"
+    sends = [r for r in provider.requests if r.path.endswith("/sendMessage")]
+    assert len(sends) == 2  # each once
+
+
+def test_the_worker_keeps_one_sweep_scheduled(services) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from gateway import jobs
+
+    jobs.schedule_sweep(services)
+    jobs.schedule_sweep(services)  # a second worker starting in the same minute
+    scheduled = ScheduledJobRegistry(queue=services.queue).get_job_ids()
+    sweeps = [job_id for job_id in scheduled if job_id.startswith("ic-outbox-sweep-")]
+    assert len(sweeps) == (0 if services.jobs_inline else 1)  # inline jobs strand nothing: no sweep
+
+
 def test_an_africas_talking_delivery_report_updates_the_row(client, services):
     with services.transaction() as session:
         session.add(
