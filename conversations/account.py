@@ -21,7 +21,18 @@ from conversations.effects import (
     StagePin,
     VerifyPin,
 )
-from conversations.nodes import N_, Invalid, Node, Outcome, goto, home_node, result_int, result_lines, result_str
+from conversations.nodes import (
+    N_,
+    Invalid,
+    Node,
+    Outcome,
+    ascii_digits,
+    goto,
+    home_node,
+    result_int,
+    result_lines,
+    result_str,
+)
 from conversations.screens import ScreenSpec
 
 _PIN = re.compile(r"[0-9]{4}")  # accounts.pins.PIN_LENGTH: a PIN is 4 digits
@@ -69,7 +80,7 @@ def _secret_input(
     state: State, text: str, pattern: re.Pattern[str], reason: str, make: type[Effect], waiting: str
 ) -> Outcome | Invalid:
     """Send a typed secret straight out in an effect; the state only records that we are waiting."""
-    secret = text.strip()
+    secret = ascii_digits(text.strip())  # "٤٨٢٦" from an Arabic keyboard is the PIN 4826
     if state.client_id is None or not pattern.fullmatch(secret):
         return Invalid(reason)
     effect = make(state.client_id, secret)  # type: ignore[call-arg]

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from conversations import account, officer, preferences, survey
 from conversations.dialogue import Context, State, Translate
-from conversations.nodes import N_, Invalid, Node, Outcome, feature_on, goto, parse_number
+from conversations.nodes import N_, Invalid, Node, Outcome, ascii_digits, feature_on, goto, parse_number
 from conversations.screens import ScreenSpec
 from gateway.messages import Choice
 
@@ -69,7 +69,7 @@ def _menu_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
 
 
 def _menu_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
-    chosen = {key: name for key, name, _label in _menu_entries(context)}.get(text.strip().rstrip("."))
+    chosen = {key: name for key, name, _label in _menu_entries(context)}.get(ascii_digits(text.strip().rstrip(".")))
     if chosen is None:
         return Invalid(_("Please choose from the menu."))
     return start_service(state, context, _, chosen)

@@ -37,6 +37,14 @@ def test_balances_ask_for_the_pin_then_fetch() -> None:
     assert "Loan due: KES 500" in step.replies[0].text
 
 
+def test_an_arabic_keyboards_digits_choose_from_the_menu_and_type_the_pin() -> None:
+    session = _at_menu(channel="sms")
+    session.type("\u0662")  # "٢": balances
+    assert "Enter your PIN" in session.screen
+    step = session.type("\u0664\u0668\u0662\u0666")  # "٤٨٢٦"
+    assert step.effects == (VerifyPin(JANE.id, "4826"),)
+
+
 def test_pin_is_asked_only_once_per_session() -> None:
     session = _at_menu()
     session.type("3", "4826")
