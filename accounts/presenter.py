@@ -40,6 +40,7 @@ TRANSACTION_KINDS = {
     "deposit": N_("Deposit"),
     "withdrawal": N_("Withdrawal"),
     "fee": N_("Fee"),
+    "penalty": N_("Penalty"),
     "interest": N_("Interest"),
     "waiver": N_("Waiver"),
     "write_off": N_("Written off"),
@@ -82,7 +83,12 @@ def balance_lines(
 def _balance_line(balance: AccountBalance, translate: Translate, locale: str, currency: str, zone: ZoneInfo) -> str:
     money = balance.currency or currency
     number, product = _gsm_mask(balance.masked_number), balance.product_name
-    if balance.kind == "loan":
+    if balance.kind == "loan" and balance.balance < 0:  # paid more than owed: the MFI owes the client
+        credit = _amount(-balance.balance, money, locale)
+        parts = [
+            translate("%(product)s %(number)s: in credit %(amount)s", amount=credit, number=number, product=product)
+        ]
+    elif balance.kind == "loan":
         owed = _amount(balance.balance, money, locale)
         parts = [translate("%(product)s %(number)s: you owe %(amount)s", amount=owed, number=number, product=product)]
         if balance.next_due_date is not None and balance.next_due_amount is not None:

@@ -137,6 +137,15 @@ def test_statement_names_each_kind_and_tolerates_unknown_ones() -> None:
     ]
 
 
+def test_a_loan_paid_beyond_what_was_owed_is_in_credit_and_a_penalty_is_named() -> None:
+    (line,) = balance_lines([replace(LOAN, balance=Decimal("-250.00"))], english, "en_KE", "KES")
+    assert line == "Group Loan 12w **0007: in credit Ksh250.00"  # not "you owe -Ksh250.00"
+    (swahili,) = balance_lines([replace(LOAN, balance=Decimal("-250.00"))], gettext_for("sw"), "sw_KE", "KES")
+    assert "-" not in swahili.split(":", 1)[1] and "250" in swahili
+    penalty = StatementLine(date(2025, 4, 2), "penalty", Decimal("50"), "KES", "••0007")
+    assert statement_lines([penalty], english, "en_KE", "KES") == ["2 Apr Penalty Ksh50.00 **0007"]
+
+
 def test_empty_statement_says_so() -> None:
     assert statement_lines([], english, "en_KE", "KES") == ["No transactions yet."]
 
