@@ -361,19 +361,21 @@ def _lines(runner: _EffectRunner, effect: Any, kind: str) -> EffectResult:
     language = accounts.person_language(runner.session, client, runner.services.settings.default_locale)
     translate = gettext_for(language)
     currency = runner.services.settings.currency
+    # The MFI's country formats money and dates: English in Kenya reads "3 Dec" and "Ksh1,500.00".
+    locale = presenter.babel_locale(language, runner.services.settings.default_region)
     if kind == "progress":
         history = surveys.client_surveys(runner.session, client.id)
         config = runner.ppi_config()
         show_band = bool(config and config.show_band_to_client)  # the MFI's choice, as at the end of a survey
-        lines = presenter.progress_lines(history, translate, language, show_band=show_band)
+        lines = presenter.progress_lines(history, translate, locale, show_band=show_band)
         return EffectResult("lines", {"lines": lines})
     try:
         banking = build_core_banking(runner.services, runner.session)
         if kind == "balances":
             zone = runner.services.settings.timezone
-            lines = presenter.balance_lines(banking.balances(client), translate, language, currency, timezone=zone)
+            lines = presenter.balance_lines(banking.balances(client), translate, locale, currency, timezone=zone)
         else:
-            lines = presenter.statement_lines(banking.statement(client, limit=5), translate, language, currency)
+            lines = presenter.statement_lines(banking.statement(client, limit=5), translate, locale, currency)
     except CoreBankingUnavailable:
         return EffectResult("service_unavailable")
     return EffectResult("lines", {"lines": lines})

@@ -77,7 +77,7 @@ def test_a_client_activates_sets_a_pin_and_sees_masked_balances(client, services
     phone = Phone(client)
     balances = _activate(phone, activation_code)
     assert "**1234" in balances  # "••" is not GSM-7 and would halve the USSD screen
-    assert "12,500" in balances
+    assert "Ksh12,500.00" in balances  # English as written in Kenya (DEFAULT_REGION), not "KES12,500.00"
     assert "LN0001234" not in balances
 
 
