@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -37,25 +39,39 @@ def _fund(session, external_id: str) -> Fund:
     return fund
 
 
-def _borrower(session, external_id: str, *, office: Office, fund: str | None = "F1", **kwargs) -> Client:
+def _borrower(
+    session, external_id: str, *, office: Office, fund: str | None = "F1", product_id: int | None = None, **kwargs
+) -> Client:
     client = make_client(session, external_id=external_id, office=office, **kwargs)
     if fund is not None:
-        session.add(
-            Account(
-                external_id=f"L-{external_id}",
-                client_id=client.id,
-                kind="loan",
-                currency="KES",
-                fund_id=_fund(session, fund).id,
-            )
-        )
-        session.flush()
+        _loan(session, client.id, f"L-{external_id}", fund, product_id)
     return client
+
+
+def _loan(session, client_id: int, external_id: str, fund: str, product_id: int | None = None) -> None:
+    account = Account(external_id=external_id, client_id=client_id, kind="loan", currency="KES", product_id=product_id)
+    account.fund_id = _fund(session, fund).id
+    session.add(account)
+    session.flush()
 
 
 def _share(session, client: Client, granted: bool = True, lender: str | None = None) -> None:
     consent.record(
         session, client.id, granted=granted, lender=lender, text_version="v1", language="en", channel="at-ussd", now=NOW
+    )
+
+
+def _surveyed(session, client_id: int, answers: list[int] = VERY_POOR) -> None:
+    """A survey of 2 May 2024 (2024-Q2) recorded for the client."""
+    surveys.create_survey(
+        session,
+        client_id,
+        answers,
+        date_collected=date(2024, 5, 2),
+        mode="officer",
+        channel="cli",
+        officer_id=None,
+        now=NOW,
     )
 
 
@@ -162,33 +178,36 @@ def test_last_use_is_written_at_most_once_a_minute(services: Services) -> None:
         assert session.scalars(select(ApiKey)).one().last_used_at.replace(tzinfo=NOW.tzinfo) > NOW
 
 
-def test_over_the_rate_limit_a_key_gets_429_with_retry_after(app, settings: Settings) -> None:
-    limited = create_app(replace(settings, rate_limit_per_key_per_minute=2))
-    services: Services = limited.extensions["services"]
+@contextmanager
+def _app_with(settings: Settings, **changes: object) -> Iterator[tuple[FlaskClient, Services]]:
+    """A second app on the test database with some settings changed; its Redis keys are dropped afterwards."""
+    changed = create_app(replace(settings, **changes))
+    services: Services = changed.extensions["services"]
     try:
+        yield changed.test_client(), services
+    finally:
+        services.redis.flushdb()
+        services.dispose()
+
+
+def test_over_the_rate_limit_a_key_gets_429_with_retry_after(app, settings: Settings) -> None:
+    with _app_with(settings, rate_limit_per_key_per_minute=2) as (http, services):
         key = _key(services, "portal")
         other = _key(services, "portal")
-        http = limited.test_client()
         statuses = [_get(http, "/aggregates?level=all", key).status_code for _ in range(3)]
         refused = _get(http, "/aggregates?level=all", key)
         assert statuses[:2] == [200, 200] and statuses[2] == 429
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         assert refused.get_json()["error"] == "rate limit exceeded"
         assert _get(http, "/aggregates?level=all", other).status_code == 200  # limits are per key
-    finally:
-        services.redis.flushdb()
-        services.dispose()
 
 
 def test_an_address_trying_bad_keys_gets_429_and_its_good_key_waits_too(app, settings: Settings) -> None:
-    limited = create_app(replace(settings, bad_api_keys_per_address_per_minute=3))
-    services: Services = limited.extensions["services"]
-    try:
+    with _app_with(settings, bad_api_keys_per_address_per_minute=3) as (http, services):
         good = _key(services, "portal")
         revoked = _key(services, "portal")
         with services.transaction() as session:
             keys.revoke_key(session, revoked.split("_")[1], now=NOW)
-        http = limited.test_client()
         guesses = [good[:-4] + "zzzz", "ick_nosuchkey_secret", revoked]
         assert [_get(http, "/aggregates?level=all", guess).status_code for guess in guesses] == [401, 401, 401]
         refused = _get(http, "/aggregates?level=all", good)
@@ -204,17 +223,11 @@ def test_an_address_trying_bad_keys_gets_429_and_its_good_key_waits_too(app, set
         )
         assert elsewhere.status_code == 200  # the limit is per address: the MFI's portal elsewhere is not locked out
         assert not any("10.0.0.9" in key.decode() or "127.0.0.1" in key.decode() for key in services.redis.keys())
-    finally:
-        services.redis.flushdb()
-        services.dispose()
 
 
 def test_behind_a_proxy_the_bad_key_limit_counts_the_forwarded_client_not_the_proxy(app, settings: Settings) -> None:
-    limited = create_app(replace(settings, bad_api_keys_per_address_per_minute=2, proxy_hops=1))
-    services: Services = limited.extensions["services"]
-    try:
+    with _app_with(settings, bad_api_keys_per_address_per_minute=2, proxy_hops=1) as (http, services):
         good = _key(services, "portal")
-        http = limited.test_client()
 
         def from_client(address: str, key: str) -> int:
             headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": address}
@@ -222,9 +235,6 @@ def test_behind_a_proxy_the_bad_key_limit_counts_the_forwarded_client_not_the_pr
 
         assert [from_client("203.0.113.7", "ick_nosuchkey_secret") for _ in range(3)] == [401, 401, 429]
         assert from_client("198.51.100.2", good) == 200  # another client behind the same proxy
-    finally:
-        services.redis.flushdb()
-        services.dispose()
 
 
 # --- what a lender sees ------------------------------------------------------------------------------------------
@@ -303,16 +313,7 @@ def test_every_lender_request_is_logged_with_the_clients_returned(client, servic
 def test_survey_history_has_scores_and_likelihoods_but_no_answers(client, services: Services, world) -> None:
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
-        surveys.create_survey(
-            session,
-            world["ids"]["C1"],
-            VERY_POOR,
-            date_collected=date(2024, 5, 2),
-            mode="officer",
-            channel="cli",
-            officer_id=None,
-            now=NOW,
-        )
+        _surveyed(session, world["ids"]["C1"])
     key = _key(services, "lender")
     history = _get(client, "/clients/C1/surveys", key).get_json()["surveys"]
     assert len(history) == 1
@@ -481,16 +482,7 @@ def _surveyed_clients(services: Services, office_id: str, count: int, *, sharing
             client = _borrower(session, f"{office_id}-S{number}", office=office)
             if sharing:
                 _share(session, client)
-            surveys.create_survey(
-                session,
-                client.id,
-                VERY_POOR,
-                date_collected=date(2024, 5, 2),
-                mode="officer",
-                channel="cli",
-                officer_id=None,
-                now=NOW,
-            )
+            _surveyed(session, client.id)
 
 
 def test_aggregates_suppress_cells_below_k_clients(client, services: Services, world) -> None:
@@ -527,16 +519,7 @@ def test_a_lenders_aggregates_count_only_the_clients_who_share_with_it(client, s
         for number, answers in enumerate([VERY_POOR] * k + [[1] * 10]):
             borrower = _borrower(session, f"BB-P{number}", office=office)
             _share(session, borrower)
-            surveys.create_survey(
-                session,
-                borrower.id,
-                answers,
-                date_collected=date(2024, 5, 2),
-                mode="self",
-                channel="cli",
-                officer_id=None,
-                now=NOW,
-            )
+            _surveyed(session, borrower.id, answers)
         _share(session, borrower, granted=False)  # the last one, the only one not very poor, revokes
         _share(session, borrower, granted=True, lender="other-lender")  # and shares with someone else only
 
@@ -574,29 +557,10 @@ def test_a_lender_limited_to_a_fund_sees_the_products_of_that_fund_only(client, 
         session.add_all([ours, theirs])
         session.flush()
         for number in range(k):
-            borrower = _borrower(session, f"BB-L{number}", office=office, fund="F1")
-            session.scalars(select(Account).where(Account.client_id == borrower.id)).one().product_id = ours.id
-            session.add(
-                Account(
-                    external_id=f"L2-{number}",
-                    client_id=borrower.id,
-                    kind="loan",
-                    currency="KES",
-                    fund_id=_fund(session, "F2").id,
-                    product_id=theirs.id,
-                )
-            )
+            borrower = _borrower(session, f"BB-L{number}", office=office, fund="F1", product_id=ours.id)
+            _loan(session, borrower.id, f"L2-{number}", "F2", theirs.id)
             _share(session, borrower)
-            surveys.create_survey(
-                session,
-                borrower.id,
-                VERY_POOR,
-                date_collected=date(2024, 5, 2),
-                mode="self",
-                channel="cli",
-                officer_id=None,
-                now=NOW,
-            )
+            _surveyed(session, borrower.id)
     lender = _key(services, "lender", funds=["F1"])
     products = _get(client, "/aggregates?level=product&period=2024-Q2", lender).get_json()["cells"]
     assert [(cell["group"]["id"], cell["clients"]) for cell in products] == [("P1", k)]  # not F2's product P2

@@ -324,66 +324,67 @@ def test_stop_does_not_change_data_sharing_consent(client, services, people):
         assert session.get(Client, people).message_opt_out is True
 
 
+class _TelegramChat:
+    """Chat 42 on the Telegram webhook, linked to the client's phone by sharing the contact."""
+
+    def __init__(self, database_url: str) -> None:
+        from app import create_app
+
+        app = create_app(Settings(app_env="test", database_url=database_url, telegram_webhook_secret="tg-secret"))
+        self.http = app.test_client()
+        self.headers = {"X-Telegram-Bot-Api-Secret-Token": "tg-secret"}
+        self.updates = iter(range(1, 1000))
+        contact = {"phone_number": CLIENT_PHONE.lstrip("+"), "first_name": "J", "user_id": 42}
+        self._post(_telegram_update(next(self.updates), 42, contact=contact))
+
+    def send(self, text: str) -> None:
+        self._post(_telegram_update(next(self.updates), 42, text=text))
+
+    def tap(self, data: str) -> None:
+        update_id = next(self.updates)
+        self._post(
+            {
+                "update_id": update_id,
+                "callback_query": {
+                    "id": f"cb{update_id}",
+                    "data": data,
+                    "chat_instance": "x",
+                    "from": {"id": 42, "is_bot": False, "first_name": "J"},
+                    "message": {"message_id": 9, "date": 1700000000, "chat": {"id": 42, "type": "private"}},
+                },
+            }
+        )
+
+    def _post(self, update: dict) -> None:
+        self.http.post("/webhooks/telegram", json=update, headers=self.headers)
+
+
 def test_consent_over_telegram_buttons(database_url, services, people):
-    from app import create_app
     from consent.models import ConsentEvent
 
-    app = create_app(Settings(app_env="test", database_url=database_url, telegram_webhook_secret="tg-secret"))
-    http = app.test_client()
-    headers = {"X-Telegram-Bot-Api-Secret-Token": "tg-secret"}
-    contact = {"phone_number": CLIENT_PHONE.lstrip("+"), "first_name": "J", "user_id": 42}
-    http.post("/webhooks/telegram", json=_telegram_update(1, 42, contact=contact), headers=headers)
-    http.post("/webhooks/telegram", json=_telegram_update(2, 42, text="5"), headers=headers)
+    chat = _TelegramChat(database_url)
+    chat.send("5")
     screen = outbox_texts(services, "tg:42")[-1]
     assert "lenders" in screen.lower() or "share" in screen.lower()
-    callback = {
-        "update_id": 3,
-        "callback_query": {
-            "id": "cb1",
-            "data": "1",
-            "chat_instance": "x",
-            "from": {"id": 42, "is_bot": False, "first_name": "J"},
-            "message": {"message_id": 9, "date": 1700000000, "chat": {"id": 42, "type": "private"}},
-        },
-    }
-    http.post("/webhooks/telegram", json=callback, headers=headers)
+    chat.tap("1")  # a button of a message sent before buttons were stamped
     with services.transaction() as session:
         events = session.scalars(select(ConsentEvent)).all()
         assert [(event.granted, event.channel) for event in events] == [(True, "telegram")]
 
 
 def test_a_second_tap_or_a_tap_on_an_older_telegram_message_answers_nothing(database_url, services, people):
-    from app import create_app
     from conversations.models import ConversationDraft
 
-    app = create_app(Settings(app_env="test", database_url=database_url, telegram_webhook_secret="tg-secret"))
-    http = app.test_client()
-    headers = {"X-Telegram-Bot-Api-Secret-Token": "tg-secret"}
-    contact = {"phone_number": CLIENT_PHONE.lstrip("+"), "first_name": "J", "user_id": 42}
-    http.post("/webhooks/telegram", json=_telegram_update(1, 42, contact=contact), headers=headers)
-    http.post("/webhooks/telegram", json=_telegram_update(2, 42, text="1"), headers=headers)  # the survey
+    chat = _TelegramChat(database_url)
+    chat.send("1")  # the survey
     assert outbox_texts(services, "tg:42")[-1].startswith("1/10")
     with services.transaction() as session:
         last = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
         first_button = last.choices[0][0]  # "1 Mombasa", stamped with this message's stamp
     assert first_button.endswith("~1")
-
-    def tap(update_id: int, data: str) -> None:
-        callback = {
-            "update_id": update_id,
-            "callback_query": {
-                "id": f"cb{update_id}",
-                "data": data,
-                "chat_instance": "x",
-                "from": {"id": 42, "is_bot": False, "first_name": "J"},
-                "message": {"message_id": 9, "date": 1700000000, "chat": {"id": 42, "type": "private"}},
-            },
-        }
-        http.post("/webhooks/telegram", json=callback, headers=headers)
-
-    tap(3, first_button)
+    chat.tap(first_button)
     assert outbox_texts(services, "tg:42")[-1].startswith("2/10")
-    tap(4, first_button)  # the same button again: a double tap
+    chat.tap(first_button)  # the same button again: a double tap
     assert (
         outbox_texts(services, "tg:42")[-1] == "That button belongs to an earlier message. Please use the latest one."
     )
