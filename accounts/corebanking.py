@@ -70,8 +70,13 @@ def mask_account_number(number: str) -> str:
     return "••" + number[-4:]
 
 
+# Accounts a client is shown: like Fineract, active ones, dormant included (in Fineract dormant is a sub-status of
+# an active savings account: the money is still there).
+OPEN_STATUSES = ("active", "dormant")
+
+
 class LedgerCoreBanking:
-    """Reads the built-in ledger tables (filled by the CSV import); like Fineract, only active accounts count."""
+    """Reads the built-in ledger tables (filled by the CSV import); like Fineract, only open accounts count."""
 
     def __init__(self, session: Session, clock: Callable[[], datetime] = utcnow) -> None:
         self.session = session
@@ -81,7 +86,7 @@ class LedgerCoreBanking:
         query = (
             select(Account, LoanProduct.name)
             .outerjoin(LoanProduct, Account.product_id == LoanProduct.id)
-            .where(Account.client_id == client.id, Account.status == "active")
+            .where(Account.client_id == client.id, Account.status.in_(OPEN_STATUSES))
             .order_by(Account.kind, Account.id)
         )
         now = self.clock()
@@ -104,7 +109,7 @@ class LedgerCoreBanking:
         query = (
             select(Transaction, Account.external_id, Account.currency)
             .join(Account, Transaction.account_id == Account.id)
-            .where(Account.client_id == client.id, Account.status == "active")
+            .where(Account.client_id == client.id, Account.status.in_(OPEN_STATUSES))
             .order_by(Transaction.occurred_on.desc(), Transaction.id.desc())
             .limit(limit)
         )

@@ -422,3 +422,19 @@ def test_on_a_shared_phone_a_search_hit_without_an_external_id_is_nobodys(servic
             with pytest.raises(ClientNotInCoreBanking):
                 core().balances(client)
         assert [b.balance for b in core().balances(session.get(type(alone), alone.id))] == [Decimal("1828.03")]
+
+
+def test_the_ledger_lists_dormant_savings_as_fineract_does(services: Services, people: dict[str, Client]) -> None:
+    """Dormant is a sub-status of an active savings account in Fineract: the money is still there."""
+    from sqlalchemy import update
+
+    with services.transaction() as session:
+        session.execute(update(Account).where(Account.external_id == "000000009").values(status="dormant"))
+    with services.session_factory() as session:
+        amina = session.get_one(Client, people["amina"].id)
+        ledger = LedgerCoreBanking(session, clock=lambda: FETCHED_AT)
+        assert [(b.kind, b.balance) for b in ledger.balances(amina)] == [
+            ("loan", Decimal("8450.00")),
+            ("savings", Decimal("1828.03")),
+        ]
+        assert any(line.account == "••0009" for line in ledger.statement(amina, limit=10))
