@@ -18,6 +18,7 @@ Loan detail, as Fineract sends it (abridged):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -172,23 +173,31 @@ class FineractCoreBanking:
         raise ClientNotInCoreBanking("no single core banking client has this phone number")
 
     def _get(self, path: str, deadline: _Deadline, **params: str) -> Any:
+        """GET within what is left of the call's budget. httpx's timeout bounds each read, not the whole answer, so
+        the body is read chunk by chunk against the deadline: a server trickling its answer cannot hold a USSD hop
+        past the gateway's own time-out."""
         try:
-            response = self.http.get(
+            with self.http.stream(
+                "GET",
                 self.base_url + path,
                 params=params or None,
                 auth=self.auth,
                 headers={TENANT_HEADER: self.tenant, "Accept": "application/json"},
                 timeout=httpx.Timeout(deadline.remaining()),
-            )
+            ) as response:
+                if response.status_code != 200:
+                    logger.warning("Fineract answered %s to %s", response.status_code, path.split("?")[0])
+                    raise CoreBankingUnavailable(f"core banking answered HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    deadline.remaining()  # raises once the budget is spent
         except httpx.TimeoutException as exc:
             raise CoreBankingUnavailable("core banking did not answer in time") from exc
         except httpx.HTTPError as exc:
             raise CoreBankingUnavailable(f"core banking unreachable: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            logger.warning("Fineract answered %s to %s", response.status_code, path.split("?")[0])
-            raise CoreBankingUnavailable(f"core banking answered HTTP {response.status_code}")
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError as exc:
             raise CoreBankingUnavailable("core banking answered something that is not JSON") from exc
 

@@ -438,3 +438,43 @@ def test_the_ledger_lists_dormant_savings_as_fineract_does(services: Services, p
             ("savings", Decimal("1828.03")),
         ]
         assert any(line.account == "••0009" for line in ledger.statement(amina, limit=10))
+
+
+def test_a_fineract_answer_trickling_in_is_cut_off_at_the_time_budget(services: Services) -> None:
+    """httpx's timeout bounds each read; the budget bounds the whole answer, so a USSD hop answers in time."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.factories import make_client
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            body = b'[{"entityId":42,"entityType":"CLIENT"}]' + b" " * 12
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for start in range(0, len(body), 4):  # 4 bytes every 0.3 s: each read is quick, the whole is not
+                    self.wfile.write(body[start : start + 4])
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up: what the test wants
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with services.transaction() as session:
+        client = make_client(session, external_id="C0500", phones=["+254722000500"])
+    core = FineractCoreBanking(f"http://127.0.0.1:{server.server_address[1]}/api/v1", "default", "u", "p", timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CoreBankingUnavailable, match="in time"):
+            core.balances(client)
+        assert time.monotonic() - started < 1.6  # the answer alone takes about 4 s
+    finally:
+        server.shutdown()
