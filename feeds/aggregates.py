@@ -49,8 +49,8 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from accounts.models import Account, Client, Fund, LoanProduct, Office, Staff
+from feeds import complementary, sums
 from feeds import layout as layouts
-from feeds import sums
 from feeds.layout import AggregateError as AggregateError  # raised by this module too; callers catch it from here
 from feeds.layout import AggregatesUnavailable as AggregatesUnavailable
 from feeds.layout import Layout
@@ -122,18 +122,59 @@ def compute_levels(
     periods: list[str] | None = None,
     scope: Scope | None = None,
 ) -> dict[str, list[Cell]]:
-    """Like `compute` for several levels at once, from one statement."""
+    """Like `compute` for several levels at once, from one statement. Every office level and "all" are computed
+    whatever is asked, so that the complements withheld (`feeds/complementary.py`) are the same in every answer."""
     with collector_paused():
 
         def cell_rows(layout: Layout, statement: Any) -> list[Any]:
             return sorted(session.connection().execute(statement), key=_CELL)
 
-        layout, rows = _read_consistently(session, levels, period_kind, periods, scope, cell_rows)
+        everything = _with_the_trees(session, levels)
+        layout, rows = _read_consistently(session, everything, period_kind, periods, scope, cell_rows)
+        hidden = _withheld(session, [(row[0], row[1], row[3], row[4]) for row in rows], k)
         by_level: dict[str, list[Cell]] = {level: [] for level in levels}
         for row in rows:
-            period = period_label(row[3], period_kind)
-            by_level[row[0]].append(_to_cell(row[0], row[1], row[2], period, row[4:], k, layout))
+            if row[0] in by_level:
+                period = period_label(row[3], period_kind)
+                withhold = (row[0], row[1], row[3]) in hidden
+                by_level[row[0]].append(_to_cell(row[0], row[1], row[2], period, row[4:], k, layout, withhold))
     return by_level
+
+
+def _with_the_trees(session: Session, levels: Sequence[str]) -> list[str]:
+    """`levels` with every office level and "all": the complements need the whole tree to subtract from."""
+    trees = [*office_levels(session), ALL_LEVEL] if any(level not in ("fund", "product") for level in levels) else []
+    return list(dict.fromkeys([*levels, *trees]))
+
+
+def _withheld(session: Session, cells: Iterable[tuple[str, str, int, int]], k: int) -> set[tuple[str, str, int]]:
+    """The cells to withhold, under k clients or as their complements: the office tree under "all", and the
+    officers under "all", each on its own (`feeds/complementary.py`)."""
+    offices: dict[tuple[str, str, int], int] = {}
+    officers: dict[tuple[str, str, int], int] = {}
+    for level, group_id, ordinal, clients in cells:
+        if level == ALL_LEVEL:
+            offices[level, group_id, ordinal] = officers[level, group_id, ordinal] = clients
+        elif level == "officer":
+            officers[level, group_id, ordinal] = clients
+        elif level not in OTHER_LEVELS:
+            offices[level, group_id, ordinal] = clients
+    root = (ALL_LEVEL, ALL_LEVEL)
+    office_parents = _office_parents(session, root)
+    officer_parents: dict[tuple[str, str], tuple[str, str] | None] = {root: None}
+    officer_parents |= {(level, group_id): root for level, group_id, _ordinal in officers if level == "officer"}
+    return complementary.withheld(offices, office_parents, k) | complementary.withheld(officers, officer_parents, k)
+
+
+def _office_parents(session: Session, root: tuple[str, str]) -> dict[tuple[str, str], tuple[str, str] | None]:
+    parent = aliased(Office)
+    query = select(Office.level, Office.external_id, parent.level, parent.external_id).outerjoin(
+        parent, parent.id == Office.parent_id
+    )
+    parents: dict[tuple[str, str], tuple[str, str] | None] = {root: None}
+    for level, external_id, parent_level, parent_id in session.execute(query):
+        parents[level, external_id] = (parent_level, parent_id) if parent_id is not None else root
+    return parents
 
 
 class FeedGroups(NamedTuple):
@@ -153,17 +194,29 @@ def feed_groups(
         def grouped_points(layout: Layout, statement: Any) -> tuple[dict[tuple[str, str], Any], int]:
             groups: dict[tuple[str, str], tuple[str, list[tuple[int, str]]]] = {}
             withheld = 0
-            for level, group_id, name, ordinal, hidden, text in _points(session, statement, layout, period_kind, k):
+            points = list(_points(session, statement, layout, period_kind, k))
+            hidden = _withheld(session, [(point[0], point[1], point[3], point[6]) for point in points], k)
+            for level, group_id, name, ordinal, suppressed, text, _clients in points:
                 group = groups.get((level, group_id))
                 if group is None:
                     group = groups[level, group_id] = (name, [])
+                if not suppressed and (level, group_id, ordinal) in hidden:  # a complement: withheld too
+                    text, suppressed = (
+                        canonical_json({"period": period_label(ordinal, period_kind), "suppressed": True}),
+                        True,
+                    )
                 group[1].append((ordinal, text))
-                withheld += hidden
+                withheld += suppressed
             return groups, withheld
 
-        _layout, (groups, withheld) = _read_consistently(session, levels, period_kind, periods, None, grouped_points)
+        everything = _with_the_trees(session, levels)
+        _layout, (groups, withheld) = _read_consistently(
+            session, everything, period_kind, periods, None, grouped_points
+        )
         by_level: dict[str, list[str]] = {level: [] for level in levels}
         for level, group_id in sorted(groups):
+            if level not in by_level:
+                continue
             name, series = groups[level, group_id]
             series.sort()  # by period (one point per period)
             head = f'{{"id":{_json_string(group_id)},"name":{_json_string(name)},"series":['
@@ -173,8 +226,8 @@ def feed_groups(
 
 def _points(
     session: Session, statement: Any, layout: Layout, period_kind: str, k: int
-) -> Iterable[tuple[str, str, str, int, bool, str]]:
-    """(level, group id, name, period ordinal, withheld, the cell's JSON text) per cell, in no order.
+) -> Iterable[tuple[str, str, str, int, bool, str, int]]:
+    """(level, group id, name, period ordinal, withheld, the cell's JSON text, clients) per cell, in no order.
 
     On PostgreSQL the database writes most of each cell's JSON (`_points_in_sql`: at 1M clients, 65,000 cells took
     0.7 s as dicts in Python and another 0.8 s through json.dumps) and the rows are streamed from psycopg's cursor
@@ -492,9 +545,16 @@ def _named(measures: Sequence[Any]) -> list[Any]:
 
 
 def _to_cell(
-    level: str, group_id: str, name: str, period: str, measures: Sequence[Any], k: int, layout: Layout
+    level: str,
+    group_id: str,
+    name: str,
+    period: str,
+    measures: Sequence[Any],
+    k: int,
+    layout: Layout,
+    withhold: bool = False,
 ) -> Cell:
-    if measures[0] < k:
+    if withhold or measures[0] < k:
         return Cell(level=level, group_id=group_id, group_name=name, period=period, suppressed=True)
     pairs = layout.pair_labels
     return Cell(
@@ -515,12 +575,12 @@ def _to_cell(
 
 def _points_in_python(
     rows: Iterable[Any], layout: Layout, period_kind: str, k: int
-) -> list[tuple[str, str, str, int, bool, str]]:
-    """(level, group id, name, period ordinal, withheld, the cell's JSON text) per row of the statement."""
+) -> list[tuple[str, str, str, int, bool, str, int]]:
+    """(level, group id, name, period ordinal, withheld, the cell's JSON text, clients) per row of the statement."""
     points = []
     for level, group_id, name, ordinal, *measures in rows:
         point = _to_point(period_label(ordinal, period_kind), measures, k, layout)
-        points.append((level, group_id, name, ordinal, point["suppressed"], canonical_json(point)))
+        points.append((level, group_id, name, ordinal, point["suppressed"], canonical_json(point), measures[0]))
     return points
 
 
@@ -595,7 +655,7 @@ def _points_in_sql(statement: Any, layout: Layout, k: int) -> Select[Any]:
 
 def _finished_points(
     rows: Iterable[Any], layout: Layout, period_kind: str, k: int
-) -> Iterator[tuple[str, str, str, int, bool, str]]:
+) -> Iterator[tuple[str, str, str, int, bool, str, int]]:
     """`_points_in_sql`'s rows as `_points` gives them: the mean score and poverty rates rounded and written by
     Python, as `canonical_json` writes them."""
     slugs = [_json_string(slug) + ":" for slug in layout.slugs]
@@ -603,7 +663,7 @@ def _finished_points(
     for level, group_id, name, ordinal, clients, surveys, score_sum, score_n, head, *lines in rows:
         period = periods.get(ordinal) or periods.setdefault(ordinal, _json_string(period_label(ordinal, period_kind)))
         if clients < k:
-            yield level, group_id, name, ordinal, True, '{"period":' + period + ',"suppressed":true}'
+            yield level, group_id, name, ordinal, True, '{"period":' + period + ',"suppressed":true}', clients
             continue
         mean = repr(round(score_sum / score_n, 2)) if score_n else "null"
         rates = ",".join(
@@ -614,7 +674,7 @@ def _finished_points(
             ]
         )
         tail = f',"period":{period},"poverty_rate":{{{rates}}},"suppressed":false,"surveys":{surveys}}}'
-        yield level, group_id, name, ordinal, False, head + mean + tail
+        yield level, group_id, name, ordinal, False, head + mean + tail, clients
 
 
 def _keyed_sql(key: str, clients: Any) -> Any:

@@ -292,6 +292,7 @@ def test_sql_aggregates_match_a_brute_force_count(
 ) -> None:
     _wipe(services)
     world = _build(services, clients, surveys)
+    shown: dict[tuple[str, str, int], bool] = {}
     for level in LEVELS:
         expected = _brute_force(world, level, kind, k, scope)
         with services.transaction() as session:
@@ -299,7 +300,48 @@ def test_sql_aggregates_match_a_brute_force_count(
         actual = {(cell.group_id, period_ordinal(cell.period, kind)): _as_comparable(cell) for cell in cells}
         assert actual.keys() == expected.keys(), level
         for key, cell in expected.items():
+            shown[level, *key] = not actual[key]["suppressed"]
+            if actual[key]["suppressed"] and not cell["suppressed"]:
+                continue  # withheld as a complement: the subtraction check below says whether it had to be
             _assert_same(cell, actual[key])
+    _assert_nothing_withheld_can_be_subtracted(world, kind, k, scope, shown)
+
+
+def _assert_nothing_withheld_can_be_subtracted(
+    world: World, kind: str, k: int, scope: Scope | None, shown: dict[tuple[str, str, int], bool]
+) -> None:
+    """For every shown office (and "all"), its clients less its shown children's are none or at least k; under a
+    withheld office nothing is shown; "all" less the shown officers is none or at least k."""
+    clients = {
+        (level, group_id, ordinal): cell["clients"]
+        for level in LEVELS
+        for (group_id, ordinal), cell in _brute_force(world, level, kind, 0, scope).items()
+    }
+    by_id = {office.id: office for office in world.offices}
+    parent_of = {
+        ("all", "all"): None,
+        **{
+            (o.level, o.external_id): (by_id[o.parent_id].level, by_id[o.parent_id].external_id)
+            if o.parent_id
+            else ("all", "all")
+            for o in world.offices
+        },
+    }
+    officers = {(level, group_id) for level, group_id, _ in clients if level == "officer"}
+    for (level, group_id, ordinal), count in clients.items():
+        node = (level, group_id)
+        if level in ("fund", "product", "officer"):
+            continue
+        kids = [child for child, parent in parent_of.items() if parent == node and (*child, ordinal) in clients]
+        if not shown[level, group_id, ordinal]:
+            assert not any(shown[*kid, ordinal] for kid in kids), (node, ordinal)
+            continue
+        left = count - sum(clients[*kid, ordinal] for kid in kids if shown[*kid, ordinal])
+        assert left == 0 or left >= k, (node, ordinal, left)
+        if node == ("all", "all"):
+            present = [o for o in officers if (*o, ordinal) in clients]
+            rest = count - sum(clients[*o, ordinal] for o in present if shown[*o, ordinal])
+            assert rest == 0 or rest >= k, ("officers", ordinal, rest)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -489,15 +489,34 @@ def test_aggregates_suppress_cells_below_k_clients(client, services: Services, w
     k = services.settings.suppression_k
     with services.transaction() as session:
         configure_ppi(session, bands=BANDS)
-    _surveyed_clients(services, "BA", k - 1)
+    _surveyed_clients(services, "BA", 1)
     _surveyed_clients(services, "BB", k)
+    _surveyed_clients(services, "BA-1", k - 1)  # BA's centre: with BA's own client, BA has k
 
     body = _get(client, "/aggregates?level=branch&period_kind=quarter", _key(services, "portal")).get_json()
     cells = {cell["group"]["id"]: cell for cell in body["cells"]}
     assert {cell["period"] for cell in body["cells"]} == {"2024-Q2"}
-    assert cells["BA"]["suppressed"] is True and "clients" not in cells["BA"]
+    assert cells["BA"]["suppressed"] is False and cells["BA"]["clients"] == k
     assert cells["BB"]["suppressed"] is False and cells["BB"]["clients"] == k
     assert cells["BB"]["band_counts"] == {"Very poor": k}
+    centres = _get(client, "/aggregates?level=center", _key(services, "portal")).get_json()["cells"]
+    assert [(cell["group"]["id"], cell["suppressed"], "clients" in cell) for cell in centres] == [("BA-1", True, False)]
+
+
+def test_a_withheld_branch_cannot_be_worked_out_from_its_region_less_the_shown_branches(
+    client, services: Services, world
+) -> None:
+    """Region R1 = BA + BB: with BA under k withheld, BB is withheld too, or R1 less BB would give BA away."""
+    k = services.settings.suppression_k
+    with services.transaction() as session:
+        configure_ppi(session, bands=BANDS)
+    _surveyed_clients(services, "BA", k - 1)
+    _surveyed_clients(services, "BB", k + 1)
+    portal = _key(services, "portal")
+    branches = _get(client, "/aggregates?level=branch&period=2024-Q2", portal).get_json()["cells"]
+    assert [(cell["group"]["id"], cell["suppressed"]) for cell in branches] == [("BA", True), ("BB", True)]
+    region = _get(client, "/aggregates?level=region&period=2024-Q2", portal).get_json()["cells"]
+    assert [(cell["group"]["id"], cell["clients"]) for cell in region] == [("R1", 2 * k)]  # the sum of the two
 
 
 def test_a_lender_sees_aggregates_of_its_offices_only(client, services: Services, world) -> None:

@@ -93,14 +93,16 @@ def settings(database_url: str, receiver: Receiver) -> Settings:
 
 
 def _seed(services: Services, first: date = date(2025, 11, 3), second: date = date(2026, 4, 2)) -> None:
-    """A branch with 4 surveyed clients (shown) and a branch with 1 (withheld), surveyed on two dates."""
+    """A branch with 4 surveyed clients (shown) and two with 1 and 2 (withheld: under k, and together k, so the
+    country less Nairobi does not give either away), surveyed on two dates; one officer has them all."""
     with services.transaction() as session:
         session.add(PpiSettings(scorecard_id="KEN-2024", headline_line="national", bands=None))
         country = make_office(session, external_id="KE", level="country")
         big = make_office(session, external_id="NBO", name="Nairobi", level="branch", parent=country)
         small = make_office(session, external_id="KSM", name="Kisumu", level="branch", parent=country)
+        smaller = make_office(session, external_id="MSA", name="Mombasa", level="branch", parent=country)
         officer = make_staff(session, office=big)
-        for number, office in enumerate([big, big, big, big, small]):
+        for number, office in enumerate([big, big, big, big, small, smaller, smaller]):
             client = make_client(session, office=office, officer=officer)
             for collected, band, score, rate in (
                 (date(2025, 11, 3), "Poor", 30, 0.6),
@@ -138,7 +140,9 @@ def test_the_feed_document_validates_against_its_json_schema(services: Services)
     assert latest["band_transitions"]["since_first_survey"] == [{"from": "Poor", "to": "Better", "clients": 4}]
     kisumu = next(group for group in branches if group["id"] == "KSM")
     assert kisumu["series"] == [{"period": "2025-Q4", "suppressed": True}, {"period": "2026-Q2", "suppressed": True}]
-    assert feed["suppression"] == {"k": 3, "cells_withheld": 2}
+    mombasa = next(group for group in branches if group["id"] == "MSA")
+    assert all(point["suppressed"] for point in mombasa["series"])
+    assert feed["suppression"] == {"k": 3, "cells_withheld": 4}
 
 
 def test_signature_checks_reject_stale_tampered_and_unknown_secrets() -> None:
