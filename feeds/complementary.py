@@ -19,7 +19,7 @@ Plain data in, plain data out: a cell is (level, group id, period ordinal) -> cl
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 
 Node = tuple[str, str]  # (level, group id)
@@ -64,8 +64,8 @@ def _withheld_in_period(counts: Mapping[Node, int], parents: Mapping[Node, Node 
 
 def _top_down(roots: Iterable[Node], children: Mapping[Node, list[Node]]) -> Iterable[Node]:
     """Breadth first, so a node is decided before its children are looked at."""
-    queue = list(roots)
+    queue = deque(roots)
     while queue:
-        node = queue.pop(0)
+        node = queue.popleft()
         yield node
         queue.extend(children.get(node, []))
