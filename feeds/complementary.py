@@ -20,7 +20,7 @@ Plain data in, plain data out: a cell is (level, group id, period ordinal) -> cl
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 Node = tuple[str, str]  # (level, group id)
 CellKey = tuple[str, str, int]  # (level, group id, period ordinal)
@@ -32,40 +32,40 @@ def withheld(clients: Mapping[CellKey, int], parents: Mapping[Node, Node | None]
     `k`)."""
     by_period: dict[int, dict[Node, int]] = defaultdict(dict)
     for (level, group_id, ordinal), count in clients.items():
-        by_period[ordinal][(level, group_id)] = count
-    hidden: set[CellKey] = {key for key, count in clients.items() if count < k}
+        by_period[ordinal][level, group_id] = count
+    children: dict[Node, list[Node]] = defaultdict(list)
+    for node, parent in parents.items():
+        if parent is not None:
+            children[parent].append(node)
+    roots = [node for node, parent in parents.items() if parent is None]
+    hidden: set[CellKey] = set()
     for ordinal, counts in by_period.items():
-        for node in _withheld_in_period(counts, parents, k):
-            hidden.add((node[0], node[1], ordinal))
+        hidden.update((level, group_id, ordinal) for level, group_id in _withheld_in_period(counts, children, roots, k))
     return hidden
 
 
-def _withheld_in_period(counts: Mapping[Node, int], parents: Mapping[Node, Node | None], k: int) -> set[Node]:
-    children: dict[Node, list[Node]] = defaultdict(list)
-    for node in counts:
-        parent = parents.get(node)
-        if parent is not None and node in parents:
-            children[parent].append(node)
+def _withheld_in_period(
+    counts: Mapping[Node, int], children: Mapping[Node, list[Node]], roots: list[Node], k: int
+) -> set[Node]:
+    """Top down (breadth first, so a node is decided before its children are looked at)."""
     hidden = {node for node, count in counts.items() if count < k}
-    roots = [node for node in counts if node in parents and parents[node] is None]
-    for node in _top_down(roots, children):
-        kids = children.get(node, [])
+    queue = deque(root for root in roots if root in counts)
+    while queue:
+        node = queue.popleft()
+        kids = [kid for kid in children.get(node, ()) if kid in counts]
+        if not kids:
+            continue
+        queue.extend(kids)
         if node in hidden:
             hidden.update(kids)  # withheld parent, withheld subtree
             continue
-        shown = sorted((kid for kid in kids if kid not in hidden), key=lambda kid: (counts[kid], kid))
+        shown = [kid for kid in kids if kid not in hidden]
         left = counts[node] - sum(counts[kid] for kid in shown)
-        while 0 < left < k and shown:
-            smallest = shown.pop(0)
-            hidden.add(smallest)
-            left += counts[smallest]
+        if 0 < left < k:
+            shown.sort(key=lambda kid: (counts[kid], kid))
+            for smallest in shown:
+                hidden.add(smallest)
+                left += counts[smallest]
+                if left >= k:
+                    break
     return hidden
-
-
-def _top_down(roots: Iterable[Node], children: Mapping[Node, list[Node]]) -> Iterable[Node]:
-    """Breadth first, so a node is decided before its children are looked at."""
-    queue = deque(roots)
-    while queue:
-        node = queue.popleft()
-        yield node
-        queue.extend(children.get(node, []))
