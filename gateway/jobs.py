@@ -93,6 +93,8 @@ def _abandoned_or_in_progress(session: Any, message: OutboxMessage, send_timeout
                 OutboxMessage.updated_at < stale_before,
             )
             .values(status="unknown", error="worker stopped while sending; not resent to avoid a duplicate")
+            # The database decides: SQLite hands back naive times, which Python cannot compare with an aware one.
+            .execution_options(synchronize_session=False)
         )
     )
     return "unknown" if marked else "in progress"

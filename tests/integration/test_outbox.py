@@ -311,3 +311,22 @@ def test_a_late_delivery_report_never_undoes_a_final_status(services) -> None:
     assert apply_status(services, [report[DeliveryState.SENT], report[DeliveryState.FAILED]]) == 0  # late, out of order
     with services.transaction() as session:
         assert session.scalars(select(OutboxMessage)).one().status == "delivered"
+
+
+def test_a_job_finding_its_row_left_sending_by_a_dead_worker_marks_it_unknown(telegram_services, provider):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from db import utcnow
+
+    message_id = _queue_one(telegram_services)
+    long_ago = utcnow() - timedelta(seconds=10 * telegram_services.settings.send_timeout_seconds)
+    with telegram_services.transaction() as session:  # a worker claimed it, then died mid-send
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(status="sending", updated_at=long_ago)
+        )
+    assert send_outbound(message_id) == "unknown"
+    row = _row(telegram_services, message_id)
+    assert row.status == "unknown" and "not resent" in row.error
+    assert provider.requests == []
