@@ -12,11 +12,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import fakeredis
 import redis
 from rq import Queue, Retry
+from rq.job import Job
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,6 +91,16 @@ class Services:
     ) -> Any:
         """Queue a job; inline (run now, in this process) on the embedded default."""
         return self.queue.enqueue(func, *args, job_id=job_id, retry=retry, **kw)
+
+    def has_job(self, job_id: str) -> bool:
+        """Whether RQ holds a job with this id (queued, scheduled or waiting for a retry)."""
+        return bool(Job.exists(job_id, connection=self.redis))
+
+    def schedule_once(self, when: datetime, func: Callable[..., Any], *, job_id: str) -> None:
+        """Run `func` at `when` unless a job with `job_id` exists already, so two workers starting do not double
+        it. Needs the scheduler: callers skip it when jobs run inline."""
+        if not self.has_job(job_id):
+            self.queue.enqueue_at(when, func, job_id=job_id)
 
     def readiness(self) -> dict[str, str]:
         """Check each backing service; returns {name: "ok" | reason}."""

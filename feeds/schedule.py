@@ -14,8 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from rq.job import Job
-
 from bootstrap import Services
 from db import utcnow
 
@@ -39,9 +37,7 @@ def ensure_daily(services: Services, *, now: datetime | None = None) -> datetime
     from feeds import jobs
 
     when = next_daily_run(now or utcnow())
-    job_id = f"ic-feed-daily-{when:%Y%m%d}"
-    if not Job.exists(job_id, connection=services.redis):
-        services.queue.enqueue_at(when, jobs.daily, job_id=job_id)
+    services.schedule_once(when, jobs.daily, job_id=f"ic-feed-daily-{when:%Y%m%d}")
     return when
 
 

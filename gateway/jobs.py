@@ -23,7 +23,7 @@ from db import utcnow
 from gateway.channels import SendError
 from gateway.messages import Choice, DeliveryState, Outbound, StatusUpdate
 from gateway.models import OutboxMessage
-from gateway.outbox import SEND_RETRY, enqueue_send
+from gateway.outbox import SEND_RETRY, enqueue_send, send_job_id
 from logs import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -183,14 +183,12 @@ def requeue_stranded(services: bootstrap.Services, *, now: datetime | None = Non
     """Enqueue again every outbox row left `queued` with no job behind it (Redis failed between the commit of the
     reply and the enqueue of its send, so the provider's retry of the webhook was dropped as already seen); returns
     how many. A row waiting for RQ's next retry has its job and is left alone."""
-    from rq.job import Job
-
     cutoff = (now or utcnow()) - STRANDED_AFTER
     with services.transaction() as session:
         queued = session.scalars(
             select(OutboxMessage.id).where(OutboxMessage.status == "queued", OutboxMessage.updated_at < cutoff)
         ).all()
-    stranded = [mid for mid in queued if not Job.exists(f"outbox-{mid}", connection=services.redis)]
+    stranded = [message_id for message_id in queued if not services.has_job(send_job_id(message_id))]
     for message_id in stranded:
         enqueue_send(services, message_id, send_outbound)
     if stranded:
@@ -211,9 +209,5 @@ def schedule_sweep(services: bootstrap.Services, *, now: datetime | None = None)
     """Schedule the next sweep unless it is already scheduled (a no-op when jobs run inline: nothing strands)."""
     if services.jobs_inline:
         return
-    from rq.job import Job
-
     when = (now or utcnow()) + SWEEP_EVERY
-    job_id = f"ic-outbox-sweep-{when:%Y%m%d%H%M}"
-    if not Job.exists(job_id, connection=services.redis):
-        services.queue.enqueue_at(when, sweep, job_id=job_id)
+    services.schedule_once(when, sweep, job_id=f"ic-outbox-sweep-{when:%Y%m%d%H%M}")

@@ -104,4 +104,9 @@ def _flush(session: Session, services: Services) -> None:
 
 
 def enqueue_send(services: Services, message_id: int, job: Callable[[int], object]) -> None:
-    services.enqueue(job, message_id, job_id=f"outbox-{message_id}", retry=SEND_RETRY)
+    services.enqueue(job, message_id, job_id=send_job_id(message_id), retry=SEND_RETRY)
+
+
+def send_job_id(message_id: int) -> str:
+    """The RQ job id of a row's send: one job per row, whatever enqueues it."""
+    return f"outbox-{message_id}"
