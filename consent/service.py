@@ -209,13 +209,15 @@ def record_paper(
     staff = session.scalar(select(Staff).where(Staff.external_id == officer))
     if staff is None:
         raise ConsentError(f"no staff member with id {officer!r}")
-    if language is not None and normalise_locale(language, "") not in _current_document(SHARE_WITH_LENDERS)["texts"]:
-        known = ", ".join(sorted(_current_document(SHARE_WITH_LENDERS)["texts"]))
-        raise ConsentError(f"no consent text in {language!r}; there is one in {known}")
+    texts = _current_document(SHARE_WITH_LENDERS)["texts"]
+    if language is not None and normalise_locale(language, "") not in texts:
+        raise ConsentError(f"no consent text in {language!r}; there is one in {', '.join(sorted(texts))}")
     code = lender_code(lender)
-    if code is not None and code not in _lender_codes(session):
-        known = ", ".join(sorted(_lender_codes(session))) or "none yet"
-        raise ConsentError(f"no API key is for lender {code!r} (lenders with keys: {known}); create the key first")
+    if code is not None:
+        lenders = _lender_codes(session)
+        if code not in lenders:
+            known = ", ".join(sorted(lenders)) or "none yet"
+            raise ConsentError(f"no API key is for lender {code!r} (lenders with keys: {known}); create the key first")
     text = consent_text(language or person_language(session, client, default_language))
     return record(
         session,

@@ -168,7 +168,8 @@ def _converse(
         handled = commands.keyword_replies(services, session, inbound, caller, now, dialogue_node=node)
         if handled is not None:
             return handled, live
-    events = commands.shortcut_events(inbound, caller, _this_input(inbound, live)) or _events(inbound, live)
+    typed = _this_input(inbound, live)
+    events = commands.shortcut_events(inbound, caller, typed) or _events(inbound, live, typed)
     if live is None:
         live = LiveSession(state={})
     if inbound.channel == "at-ussd":
@@ -254,10 +255,10 @@ def _caller(services: Services, session: Session, inbound: Inbound, live: LiveSe
     return handlers.identify(session, inbound, now, services.settings.default_region)
 
 
-def _events(inbound: Inbound, live: LiveSession | None) -> list[Any]:
+def _events(inbound: Inbound, live: LiveSession | None, typed: str) -> list[Any]:
     """The engine events for this hop. Africa's Talking repeats the whole input history in `text` (`1*2*3`), so
-    the new input is what follows the characters already consumed, not the last `*` segment: a free-text answer
-    that contains `*` survives."""
+    the new input (`typed`, from `_this_input`) is what follows the characters already consumed, not the last `*`
+    segment: a free-text answer that contains `*` survives."""
     if inbound.channel != "at-ussd":
         if live is None or not live.state:
             return [Start()] if _is_greeting(inbound.text) else [Start(), UserInput(inbound.text)]
@@ -265,7 +266,7 @@ def _events(inbound: Inbound, live: LiveSession | None) -> list[Any]:
     if live is None or not live.state:
         # A direct dial (`*384*123*1#` sends "1") or a session whose live state was lost: replay each input.
         return [Start()] + [UserInput(part) for part in inbound.text.split("*")] if inbound.text else [Start()]
-    return [UserInput(_this_input(inbound, live))]
+    return [UserInput(typed)]
 
 
 def _this_input(inbound: Inbound, live: LiveSession | None) -> str:
