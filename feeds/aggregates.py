@@ -172,8 +172,8 @@ def _office_parents(session: Session, root: tuple[str, str]) -> dict[tuple[str, 
         parent, parent.id == Office.parent_id
     )
     parents: dict[tuple[str, str], tuple[str, str] | None] = {root: None}
-    for level, external_id, parent_level, parent_id in session.execute(query):
-        parents[level, external_id] = (parent_level, parent_id) if parent_id is not None else root
+    for level, external_id, parent_level, parent_external_id in session.execute(query):
+        parents[level, external_id] = (parent_level, parent_external_id) if parent_external_id is not None else root
     return parents
 
 

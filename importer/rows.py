@@ -130,7 +130,7 @@ def _phone_moves(rows: Sequence[RawRow], context: Context) -> dict[str, str | No
     officer to another is accepted whichever of the two rows comes first."""
     moves: dict[str, str | None] = {}
     for raw in rows:
-        external_id = " ".join(raw.cells.get("external_id", "").split())
+        external_id = Cells(raw.number, raw.cells).identifier("external_id")  # as the row's own pass reads it
         if not raw.width_problem and "phone" in raw.cells and external_id and external_id not in moves:
             moves[external_id] = (
                 normalise_phone(raw.cells["phone"], context.default_region) if raw.cells["phone"] else None
