@@ -108,6 +108,7 @@ def segment_count(text: str) -> int:
     return segments
 
 
+@lru_cache(maxsize=4096)  # a USSD survey shows the same few hundred screens to every client, one per hop
 def normalise_for_sms(text: str) -> str:
     """Replace characters that force UCS-2 without adding meaning (Babel spaces, typographic punctuation).
 
