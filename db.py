@@ -39,6 +39,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime: we store UTC, and SQLite hands it back without its zone (read
+    naively, `astimezone` would take it for the server's local time)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def make_engine(url: str, **kwargs: object) -> Engine:
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)

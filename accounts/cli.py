@@ -19,7 +19,7 @@ from accounts import service
 from accounts.limiter import build_limiter
 from accounts.models import Client, Staff
 from bootstrap import Services
-from db import utcnow
+from db import as_utc, utcnow
 from surveys.cli import client_show_command
 
 
@@ -126,7 +126,7 @@ def audit_command(who: str) -> None:
     if not rows:
         click.echo("no PIN events yet")
     for at, action, actor in rows:
-        click.echo(f"{_local(service.as_utc(at), services)}  {action:<24} {actor}")
+        click.echo(f"{_local(as_utc(at), services)}  {action:<24} {actor}")
 
 
 clients_group.add_command(client_show_command)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from accounts.limiter import AttemptLimiter
 from accounts.models import ActivationCode, Client, ClientPhone, Office, PinAudit, Staff
 from accounts.phones import normalise_phone
 from accounts.pins import hash_secret, new_activation_code, secret_matches, weak_pin_reason
+from db import as_utc
 from locales import normalise_locale
 from settings import Settings
 
@@ -67,10 +68,24 @@ def staff_on_phone(session: Session, phone: str, *, default_region: str | None =
 def find_clients(session: Session, phone_or_external_id: str, *, default_region: str | None = None) -> list[Client]:
     """Clients matching an external id exactly, else those on the phone number."""
     who = phone_or_external_id.strip()
-    by_id = session.scalars(select(Client).where(Client.external_id == who)).first()
+    by_id = client_by_external_id(session, who)
     if by_id is not None:
         return [by_id]
     return clients_on_phone(session, who, default_region=default_region)
+
+
+def client_by_external_id(session: Session, typed: str) -> Client | None:
+    """The client meant by an external id as a person typed it: exactly, else in any case (a feature phone's keypad
+    types lower case first, and an officer copies "kc-0002" from a card printed "KC-0002"). None when unknown, or
+    when only the case-blind match finds more than one client."""
+    wanted = typed.strip()
+    for candidate in dict.fromkeys((wanted, wanted.upper())):  # the unique index answers these two
+        found = session.scalars(select(Client).where(Client.external_id == candidate)).first()
+        if found is not None:
+            return found
+    query = select(Client).where(func.upper(Client.external_id) == wanted.upper()).limit(2)
+    matches = session.scalars(query).all()
+    return matches[0] if len(matches) == 1 else None
 
 
 def find_client(session: Session, phone_or_external_id: str, *, default_region: str | None = None) -> Client | None:
@@ -249,11 +264,6 @@ def pin_history(session: Session, client_id: int) -> list[PinAudit]:
 
 def _audit(session: Session, client_id: int, action: str, actor: str, now: datetime) -> None:
     session.add(PinAudit(client_id=client_id, action=action, actor=actor, at=now))
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def person_language(session: Session, person: Client | Staff | None, default: str) -> str:

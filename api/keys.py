@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from accounts.models import Fund, Office
 from api.models import ApiKey
 from consent.service import lender_code
+from db import as_utc
 
 SCOPES = ("admin", "portal", "lender")
 KEY_PATTERN = re.compile(r"^ick_([a-z0-9]{8})_([A-Za-z0-9_-]{43})$")
@@ -117,9 +118,7 @@ def authenticate(session: Session, presented: str, *, now: datetime) -> Caller |
 
 def _touch(key: ApiKey, now: datetime) -> None:
     # At most one write a minute per key: busy integrations should not turn every read into a write.
-    last = key.last_used_at
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=now.tzinfo)  # SQLite returns naive datetimes
+    last = as_utc(key.last_used_at) if key.last_used_at is not None else None
     if last is None or now - last >= TOUCH_INTERVAL:
         key.last_used_at = now
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -326,8 +325,6 @@ def issue_activation_code(external_id: str) -> tuple[Response, int]:
             ttl_hours=services.settings.activation_code_ttl_hours,
         )
         expires = expiry_of_latest_code(session, client.id)
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)  # SQLite returns naive datetimes; we store UTC
     body = {"external_id": client.external_id, "code": code, "expires_at": expires.isoformat() if expires else None}
     return jsonify(body), 201
 

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
-from accounts.service import person_language
+from accounts.service import client_by_external_id, person_language
 from bootstrap import Services
 from conversations.dialogue import Start, UserInput
 from conversations.keywords import parse_keyword
@@ -144,7 +143,7 @@ def _officer_form(
         return [Reply(_("Send PPI followed by the client id, e.g. PPI C0002."))]
     if len(args) == 1:
         return None
-    client = session.scalar(select(Client).where(Client.external_id == args[0].upper()))
+    client = client_by_external_id(session, args[0])
     if client is None:
         return [Reply(_("No client with id %(id)s.", id=args[0]))]
     config = surveys.get_config(session)

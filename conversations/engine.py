@@ -33,6 +33,7 @@ from conversations.screens import (
     NavLabels,
     Page,
     ScreenSpec,
+    one_screen,
     paginate,
     with_notice,
 )
@@ -113,10 +114,10 @@ def _finish(outcome: Outcome, context: Context, _: Translate) -> Step:
 
 
 def _final(state: State, text: str, effects: tuple[Effect, ...], context: Context, _: Translate) -> Step:
-    pages = _pages(ScreenSpec(text, final=True), context, _)
-    if context.channel not in ("sms", "telegram"):
-        pages = pages[:1]  # a USSD session ends with exactly one screen
-    replies = tuple(Reply(page.text, final=True) for page in pages)
+    if context.channel in ("sms", "telegram"):
+        replies = tuple(Reply(page.text, final=True) for page in _pages(ScreenSpec(text, final=True), context, _))
+    else:  # a USSD session ends with exactly one screen
+        replies = (Reply(one_screen(text, _budget(context)), final=True),)
     return Step(replace(state, page=0, invalid=0), replies, effects, finished=True)
 
 

@@ -8,6 +8,7 @@ runs inside the hop's single database transaction.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +30,7 @@ from conversations.dialogue import Context, EffectResult, State
 from conversations.repository import DraftRepository
 from conversations.scripts import SurveyScript, survey_script
 from conversations.survey import SURVEY_NODES
+from db import as_utc
 from feeds.schedule import survey_changed
 from gateway.messages import Choice, Inbound, Reply
 from gateway.models import SeenMessage
@@ -36,6 +38,7 @@ from locales import NATIVE_NAMES, SUPPORTED, Translate, gettext_for
 from scoring.loader import load_for_reader
 from settings import comma_names
 from surveys import service as surveys
+from surveys.models import SUBMISSION_KEY_LENGTH
 
 if TYPE_CHECKING:
     from conversations.service import Caller, _EffectRunner
@@ -202,7 +205,7 @@ def _survey_script(scorecard_id: str, language: str) -> SurveyScript:
 def _draft_view(draft: Any, language: str, services: Services) -> dict[str, Any]:
     from babel.dates import format_date
 
-    started = draft.started_at.astimezone(ZoneInfo(services.settings.timezone))
+    started = as_utc(draft.started_at).astimezone(ZoneInfo(services.settings.timezone))
     return {
         "answers": dict(draft.answers or {}),
         "scorecard_id": draft.scorecard_id,
@@ -218,13 +221,36 @@ def _pin_status(client: Client | None, now: datetime) -> tuple[str, int]:
     return ("locked", minutes) if minutes else ("active", 0)
 
 
-def first_name(name: str) -> str:
+def names_to_choose_from(names: list[str]) -> list[str]:
+    """How the clients sharing a phone are named on "who is speaking?": by first name, with the last name's initial
+    where first names collide ("Jane W.", "Jane O."), and in full where even that collides."""
+    chosen = []
+    for name in names:
+        for form in (_first_name, _first_name_and_initial, _full_name):
+            label = form(name)
+            if sum(form(other) == label for other in names) == 1:
+                break
+        chosen.append(label)
+    return chosen
+
+
+def _first_name(name: str) -> str:
     return name.split()[0] if name.split() else name
 
 
+def _first_name_and_initial(name: str) -> str:
+    parts = name.split()
+    return f"{parts[0]} {parts[-1][0]}." if len(parts) > 1 else _first_name(name)
+
+
+def _full_name(name: str) -> str:
+    return " ".join(name.split()) or name
+
+
 def masked_name(name: str) -> str:
-    """'Jane Wanjiru' -> 'Ja** Wa*****': enough for an officer to confirm, not enough to leak a name."""
-    return " ".join(part[:2] + "*" * max(len(part) - 2, 1) for part in name.split())
+    """'Jane Wanjiru' -> 'Ja** Wa*****', 'Jo Li' -> 'J* L*': enough for an officer to confirm, not enough to leak
+    a name (a part of three letters or fewer shows only its first)."""
+    return " ".join(part[: 1 if len(part) <= 3 else 2].ljust(len(part), "*") for part in name.split())
 
 
 # --- effects --------------------------------------------------------------------------------------------------
@@ -271,12 +297,23 @@ def _submit_survey(runner: _EffectRunner, effect: Any) -> EffectResult:
             scorecard_id=effect.scorecard_id or None,
             timezone=runner.services.settings.timezone,
             config=runner.ppi_config(),
+            submission_key=_ussd_submission_key(runner, effect.client_id),
         )
     except surveys.SurveyError as exc:
         logger.warning("survey not saved: %s", exc)
         return EffectResult("service_unavailable")
     survey_saved(runner.services, runner.drafts, effect.client_id, effect.mode)
     return EffectResult("survey_submitted", {"band": response.band, "headline_score": response.headline_score})
+
+
+def _ussd_submission_key(runner: _EffectRunner, client_id: int) -> str | None:
+    """A USSD session submits a client's survey once: a submit hop run again (its reply was lost with Redis before
+    the live state was saved) returns the survey saved the first time. SMS and Telegram sessions are per sender and
+    last a day, so they have no such key."""
+    if runner.inbound.channel != "at-ussd":
+        return None
+    key = f"{runner.inbound.channel}:{runner.inbound.session_id}:{client_id}"
+    return key if len(key) <= SUBMISSION_KEY_LENGTH else "at-ussd:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def survey_saved(services: Services, drafts: DraftRepository, client_id: int, mode: str) -> None:
@@ -288,7 +325,7 @@ def survey_saved(services: Services, drafts: DraftRepository, client_id: int, mo
 
 def _find_client(runner: _EffectRunner, effect: Any) -> EffectResult:
     """The officer's client by external id, with the officer-assisted draft a dropped session left for them."""
-    client = runner.session.scalar(select(Client).where(Client.external_id == effect.external_id.strip().upper()))
+    client = accounts.client_by_external_id(runner.session, effect.external_id)
     if client is None:
         return EffectResult("client_not_found")
     found: dict[str, Any] = {"id": client.id, "masked_name": f"{masked_name(client.name)} ({client.external_id})"}

@@ -6,7 +6,6 @@ masked by the shell ("Jo*** Ka***") so a borrowed phone does not reveal the clie
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from conversations import survey
@@ -16,7 +15,7 @@ from conversations.nodes import Invalid, Node, Outcome, goto, parse_number, resu
 from conversations.screens import ScreenSpec
 from gateway.messages import Choice
 
-_EXTERNAL_ID = re.compile(r"[A-Za-z0-9/_.-]{1,32}")
+EXTERNAL_ID_MAX = 64  # as long as the importer lets an external id be
 
 
 def _menu_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
@@ -35,8 +34,8 @@ def _find_screen(state: State, context: Context, _: Translate) -> ScreenSpec:
 
 
 def _find_input(state: State, text: str, context: Context, _: Translate) -> Outcome | Invalid:
-    external_id = text.strip().upper()
-    if not _EXTERNAL_ID.fullmatch(external_id):
+    external_id = text.strip()
+    if not external_id or len(external_id) > EXTERNAL_ID_MAX or not external_id.isprintable():
         return Invalid(_("Please type the client ID."))
     return Outcome(goto(state, "await_client", info_title=external_id), effects=(FindClient(external_id),), wait=True)
 
@@ -47,7 +46,7 @@ def _find_result(state: State, result: EffectResult, context: Context, _: Transl
         return Outcome(goto(state, "find_client"), notice=_("No client found with that ID."))
     name = result_str(result.data, "masked_name") or ""
     external_id = state.info_title or ""
-    label = name if external_id in name else f"{name} ({external_id})"
+    label = name if external_id.upper() in name.upper() else f"{name} ({external_id})"
     # Keep a draft the shell found for this client (and the day it was started) until the officer confirms who it is.
     draft = result.data.get("draft")
     answers = survey.draft_answers(draft, context.survey) if isinstance(draft, dict) and context.survey else ()

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from conversations.models import ConversationDraft
+from db import as_utc
 
 STATE_PREFIX = "conv:"
 LOCK_PREFIX = "conv-lock:"
@@ -299,5 +300,4 @@ def _upsert_answer(dialect: str) -> TextClause:
 
 
 def _expired(draft: ConversationDraft, now: datetime) -> bool:
-    expires_at = draft.expires_at if draft.expires_at.tzinfo else draft.expires_at.replace(tzinfo=now.tzinfo)
-    return expires_at <= now
+    return as_utc(draft.expires_at) <= now

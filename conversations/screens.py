@@ -95,6 +95,17 @@ def paginate(spec: ScreenSpec, budget: Budget, nav: NavLabels = NavLabels()) -> 
     return tuple(_render_page(spec, nav, groups, index) for index in range(len(groups)))
 
 
+def one_screen(text: str, budget: Budget) -> str:
+    """`text` cut to one screen, for a USSD session's last screen (it cannot be paged: the session is over). The
+    result is on the last lines (a band, a score), so the first lines go first; a line still too long is cut."""
+    lines = [line for line in text.split("\n") if line.strip()] or [""]
+    while len(lines) > 1 and not budget.fits("\n".join(lines)):
+        lines.pop(0)
+    if budget.fits(lines[0]):
+        return "\n".join(lines)
+    return _split_line(lines[0], budget.fits)[0]
+
+
 def _units(spec: ScreenSpec) -> list[_Unit]:
     units = [_Unit(line) for line in spec.title.split("\n") if line.strip()] or [_Unit("")]
     units.extend(_Unit(f"{choice.key} {choice.label}", choice) for choice in spec.items)

@@ -125,7 +125,7 @@ def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, no
     """One message under the session's lock; what to write back to the live state is left on `held`."""
     live = held.live
     digest = input_digest(held.session_key, inbound.text)
-    if ussd and live is not None and live.last_input_digest == digest and live.last_response is not None:
+    if ussd and live is not None and live.last_response is not None and _not_new(held.session_key, inbound, live):
         return [_reply_from_json(item) for item in live.last_response]  # a gateway retry: same screen, no effects
     pressed = _pressed_button(inbound, live)
     with services.lazy_transaction() as session:
@@ -155,6 +155,16 @@ def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, no
         live.last_response = [_reply_to_json(reply) for reply in replies]
         held.keep(live)
     return replies
+
+
+def _not_new(session_key: str, inbound: Inbound, live: LiveSession) -> bool:
+    """True when a USSD hop brings no new input: a gateway's retry of the last hop (the same `text`), or a late copy
+    of an earlier one (a `text` that does not extend the one last answered). Africa's Talking only ever adds to the
+    history, so applying such a hop would take old input for new and answer a question twice."""
+    if live.last_input_digest is None:
+        return False
+    answered = inbound.text[: live.consumed]
+    return len(inbound.text) <= live.consumed or input_digest(session_key, answered) != live.last_input_digest
 
 
 def _converse(
@@ -264,8 +274,13 @@ def _events(inbound: Inbound, live: LiveSession | None, typed: str) -> list[Any]
             return [Start()] if _is_greeting(inbound.text) else [Start(), UserInput(inbound.text)]
         return [UserInput(inbound.text)]
     if live is None or not live.state:
-        # A direct dial (`*384*123*1#` sends "1") or a session whose live state was lost: replay each input.
-        return [Start()] + [UserInput(part) for part in inbound.text.split("*")] if inbound.text else [Start()]
+        if "*" in inbound.text:
+            # The session's live state was lost (Redis restarted, the key expired, the session was ended): its
+            # history cannot be replayed safely (through a resume offer it would start the survey again, and a
+            # repeated submit would save it twice), so the caller gets the main menu; every answer is in the draft.
+            return [Start()]
+        # A direct dial (`*384*123*1#` sends "1") opens the menu and chooses from it.
+        return [Start(), UserInput(inbound.text)] if inbound.text else [Start()]
     return [UserInput(typed)]
 
 
@@ -273,7 +288,7 @@ def _this_input(inbound: Inbound, live: LiveSession | None) -> str:
     """What the user typed on this hop: on USSD what follows the characters already consumed."""
     if inbound.channel != "at-ussd" or live is None or not live.state:
         return inbound.text
-    fresh = inbound.text[live.consumed :] if len(inbound.text) >= live.consumed else inbound.text
+    fresh = inbound.text[live.consumed :]  # `_not_new` has answered any text that does not extend the history
     return fresh[1:] if fresh.startswith("*") else fresh
 
 
@@ -344,11 +359,12 @@ class _EffectRunner:
         self._ppi_config = (config,)
 
     def client_refs(self) -> tuple[ClientRef, ...]:
-        """The clients registered on the calling phone, by first name: read on first use, then kept in a USSD
+        """The clients registered on the calling phone, named to tell them apart: read on first use, then kept in a USSD
         session's live state, so a survey hop reads no client row."""
         if self._client_refs is None:
-            rows = [self.client_row(cid) for cid in self.caller.client_ids]
-            self._client_refs = tuple(ClientRef(row.id, handlers.first_name(row.name)) for row in rows if row)
+            rows = [row for row in (self.client_row(cid) for cid in self.caller.client_ids) if row is not None]
+            names = handlers.names_to_choose_from([row.name for row in rows])
+            self._client_refs = tuple(ClientRef(row.id, name) for row, name in zip(rows, names, strict=True))
         return self._client_refs
 
     def client_row(self, client_id: int) -> Client | None:

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from db import Base, utcnow
 from scoring.scorecard import BAND_LABEL_MAX
 
+SUBMISSION_KEY_LENGTH = 100  # a submission key longer than this is hashed by whoever makes it
+
 
 class PpiSettings(Base):
     """The MFI's PPI configuration (one row)."""
@@ -44,7 +46,8 @@ class SurveyResponse(Base):
     headline_score: Mapped[int | None] = mapped_column(Integer)
     headline_likelihood: Mapped[float | None] = mapped_column(Float)
     band: Mapped[str | None] = mapped_column(String(BAND_LABEL_MAX))
-    submission_key: Mapped[str | None] = mapped_column(String(100), unique=True)  # dedupes a repeated submit
+    # Dedupes a repeated submit (an SMS form sent twice, a USSD submit hop run again).
+    submission_key: Mapped[str | None] = mapped_column(String(SUBMISSION_KEY_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -87,6 +87,16 @@ def survey_client(services: Services) -> int:
         return client.id
 
 
+@pytest.fixture
+def officer_phone(services: Services) -> str:
+    """Loan officer S001 registered on OFFICER_PHONE."""
+    from tests.factories import OFFICER_PHONE, make_staff
+
+    with services.transaction() as session:
+        make_staff(session, external_id="S001", phone=OFFICER_PHONE)
+    return OFFICER_PHONE
+
+
 def _empty_all_tables(services: Services) -> None:
     db.import_all_models()
     with services.engine.begin() as connection:

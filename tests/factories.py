@@ -25,6 +25,8 @@ _sequence = itertools.count(1)
 STANDARD_BANDS = "0-24:Very poor,25-44:Poor,45-69:At risk,70-100:Non-poor"
 # The demo client most channel tests dial from.
 CLIENT_PHONE = "+254700000002"
+# The loan officer's phone of the officer-assisted tests.
+OFFICER_PHONE = "+254711000001"
 
 # A fixed "now" for tests that need one: 2024-06-15 09:00 UTC (12:00 in Nairobi).
 NOW = datetime(2024, 6, 15, 9, 0, tzinfo=UTC)

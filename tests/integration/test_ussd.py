@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 
-import pytest
 from sqlalchemy import func, select
 
 from conversations.models import ConversationDraft
 from surveys.models import SurveyResponse
-from tests.factories import CLIENT_PHONE, STANDARD_BANDS, configure_ppi, make_client, make_staff
+from tests.factories import CLIENT_PHONE, OFFICER_PHONE, STANDARD_BANDS, configure_ppi, make_client, make_staff
 
 PHONE = CLIENT_PHONE
 BANDS = STANDARD_BANDS
@@ -192,16 +191,6 @@ def test_an_officer_surveys_a_client_and_sees_score_and_band(client, services, s
         survey = session.scalars(select(SurveyResponse)).one()
         assert survey.mode == "officer" and survey.officer_id == officer_id
         assert str(survey.headline_score) in done
-
-
-OFFICER_PHONE = "+254711000001"
-
-
-@pytest.fixture
-def officer_phone(services) -> str:
-    with services.transaction() as session:
-        make_staff(session, external_id="S001", phone=OFFICER_PHONE)
-    return OFFICER_PHONE
 
 
 def _officer_finds_client(phone: Phone) -> str:

@@ -175,8 +175,8 @@ def test_officer_finds_client_confirms_and_runs_the_survey() -> None:
     session.start()
     session.type("1")
     assert "Enter the client ID" in session.screen
-    step = session.type("c0002")
-    assert step.effects == (FindClient("C0002"),)
+    step = session.type(" c0002 ")
+    assert step.effects == (FindClient("c0002"),)  # trimmed, as typed: the shell matches it in any case
     session.result("client_found", id=42, masked_name="Jo*** Ka*** (C0002)")
     assert session.screen.startswith("Jo*** Ka*** (C0002)?")
     assert "1 Yes" in session.screen and "2 No" in session.screen
