@@ -171,3 +171,14 @@ def test_a_drafts_start_date_is_the_mfis_date_whatever_the_servers_zone(
     offer = phone.send("1")
     today_in_nairobi = started + timedelta(hours=3)
     assert f"You started a survey on {today_in_nairobi.day} {today_in_nairobi:%b}." in offer
+
+
+def test_an_officer_sees_a_short_name_masked_too(client, services, officer_phone):
+    with services.transaction() as session:
+        configure_ppi(session)
+        make_client(session, external_id="C0009", name="Jo Li", phones=["+254700000009"])
+    phone = Phone(client, number=officer_phone)
+    phone.dial()
+    phone.send("1")
+    confirm = phone.send("C0009")
+    assert "J* L* (C0009)?" in confirm and "Jo" not in confirm

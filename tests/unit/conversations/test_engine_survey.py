@@ -60,6 +60,13 @@ def test_kenya_county_list_is_paged_with_real_option_numbers() -> None:
     assert all(Budget("ussd").fits(page) for page in pages)
 
 
+def test_the_reason_of_an_invalid_reply_goes_once_the_user_pages_on() -> None:
+    session = _in_survey(survey=KENYA)
+    assert session.type("99").replies[0].text.startswith("Please reply with a number")
+    assert "Please reply" not in session.type("98").replies[0].text
+    assert "Please reply" not in session.type("0").replies[0].text
+
+
 def test_number_typed_on_a_later_page_picks_that_option() -> None:
     session = _in_survey(survey=KENYA)
     session.type("98")

@@ -46,3 +46,17 @@ def test_a_second_hop_of_a_busy_session_gives_up_after_waiting(store):
     store.release(first)
     store.wait(second)
     assert second.locked
+
+
+def test_hops_go_on_after_redis_forgot_its_scripts(store):
+    held = store.acquire("s1")
+    held.keep(LiveSession(state={"node": "menu"}))
+    store.release(held)
+    store.redis.script_flush()  # a Redis restart, a failover to a replica, or SCRIPT FLUSH
+
+    again = store.acquire("s1")
+    assert again.locked and again.live.state == {"node": "menu"}
+    again.keep(LiveSession(state={"node": "question"}))
+    store.release(again)
+    assert store.load("s1").state == {"node": "question"}
+    assert store.redis.get(LOCK_PREFIX + "s1") is None
