@@ -55,7 +55,11 @@ def advance(state: State | None, event: Event, context: Context, translate: Tran
         return _finish(menus.begin(context, _), context, _)
     if isinstance(event, EffectResult):
         if node.on_result is not None:
-            return _finish(node.on_result(state, event, context, _), context, _)
+            outcome = node.on_result(state, event, context, _)
+            if isinstance(outcome, Invalid):  # e.g. an id the shell does not know: asked again, and counted
+                asking = replace(state, node=node.fallback or home_node(state, context))
+                return _invalid(asking, outcome.reason, context, _)
+            return _finish(outcome, context, _)
         # The result of a fire-and-forget effect: show the same screen again (now in the current language).
         return _show(state, context, _)
     if not isinstance(event, UserInput):

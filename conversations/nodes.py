@@ -47,7 +47,9 @@ class Invalid:
 
 Screen = Callable[[State, Context, Translate], ScreenSpec]
 InputHandler = Callable[[State, str, Context, Translate], "Outcome | Invalid"]
-ResultHandler = Callable[[State, EffectResult, Context, Translate], Outcome]
+# A result handler may find the input invalid after all (an id the shell does not know): the engine then counts it
+# as an invalid reply on the `fallback` node's screen.
+ResultHandler = Callable[[State, EffectResult, Context, Translate], "Outcome | Invalid"]
 BackHandler = Callable[[State, Context, Translate], Outcome]
 
 

@@ -37,13 +37,14 @@ def _find_input(state: State, text: str, context: Context, _: Translate) -> Outc
     external_id = text.strip()
     if not external_id or len(external_id) > EXTERNAL_ID_MAX or not external_id.isprintable():
         return Invalid(_("Please type the client ID."))
-    return Outcome(goto(state, "await_client", info_title=external_id), effects=(FindClient(external_id),), wait=True)
+    waiting = replace(goto(state, "await_client", info_title=external_id), invalid=state.invalid)
+    return Outcome(waiting, effects=(FindClient(external_id),), wait=True)
 
 
-def _find_result(state: State, result: EffectResult, context: Context, _: Translate) -> Outcome:
+def _find_result(state: State, result: EffectResult, context: Context, _: Translate) -> Outcome | Invalid:
     client_id = result_int(result.data, "id")
     if result.kind != "client_found" or client_id is None:
-        return Outcome(goto(state, "find_client"), notice=_("No client found with that ID."))
+        return Invalid(_("No client found with that ID."))  # counts as an invalid reply: ids are not guessed
     name = result_str(result.data, "masked_name") or ""
     external_id = state.info_title or ""
     label = name if external_id.upper() in name.upper() else f"{name} ({external_id})"

@@ -216,6 +216,28 @@ def test_officer_unknown_client_id_asks_again() -> None:
     assert "No client found" in step.replies[0].text and "Enter the client ID" in step.replies[0].text
 
 
+def test_three_unknown_client_ids_in_a_row_end_the_session() -> None:
+    session = Session(officer_context())
+    session.start()
+    session.type("1")
+    for attempt in range(3):
+        session.type(f"C999{attempt}")
+        step = session.result("client_not_found")
+    assert step.finished and "Too many invalid replies" in step.replies[0].text
+
+
+def test_a_wrong_reply_after_an_unknown_id_counts_towards_the_limit() -> None:
+    session = Session(officer_context())
+    session.start()
+    session.type("1", "C9999")
+    session.result("client_not_found")
+    assert not session.type("C9998").finished
+    assert session.result("client_not_found").replies[0].text.startswith("No client found")
+    session.type("C0002")
+    found = session.result("client_found", id=42, masked_name="Jo*** Ka*** (C0002)")
+    assert not found.finished and "Jo*** Ka***" in found.replies[0].text
+
+
 def test_officer_resumes_a_draft_found_with_the_client() -> None:
     session = Session(officer_context())
     session.start()
