@@ -97,11 +97,16 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def insert_once(session: Session, row: T, find_existing: Callable[[], T | None]) -> T:
-    """Add `row`; when a concurrent transaction stored a row with the same unique key first, return that row
-    (`find_existing`) instead. On PostgreSQL the insert runs in a savepoint, so the caller's transaction survives
-    the conflict. Not on SQLite: pysqlite opens its transaction lazily, so the savepoint could be the transaction's
-    first statement and its RELEASE would commit; and SQLite lets one writer in at a time, so there is no race."""
+    """Add `row`, or return the row already stored with its unique key (`find_existing`): a retry, or a concurrent
+    transaction that stored it first. On PostgreSQL the insert runs in a savepoint, so the caller's transaction
+    survives the conflict, and the look-up runs only after one (a retry is rare; a look-up first would cost every
+    insert a round trip). Not on SQLite: pysqlite opens its transaction lazily, so the savepoint could be the
+    transaction's first statement and its RELEASE would commit; SQLite lets one writer in at a time, so a look-up
+    first cannot race."""
     if session.get_bind().dialect.name == "sqlite":
+        existing = find_existing()
+        if existing is not None:
+            return existing
         session.add(row)
         session.flush()
         return row

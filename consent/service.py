@@ -79,10 +79,6 @@ def record(
 ) -> ConsentEvent:
     """Append a grant or a revocation; a provider message id already recorded returns the existing event."""
     _check_event(session, client_id, purpose=purpose, channel=channel, officer_id=officer_id)
-    if provider_message_id is not None:
-        existing = _by_message_id(session, provider_message_id)
-        if existing is not None:
-            return existing
     event = ConsentEvent(
         client_id=client_id,
         purpose=purpose,

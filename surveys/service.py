@@ -220,10 +220,6 @@ def create_survey(
     everywhere (pass it whenever you have settings). `config` is the PPI settings to use when the caller has read
     them already (a USSD session keeps those of its first hop); without it they are read here.
     """
-    if submission_key is not None:
-        existing = _by_submission_key(session, submission_key)
-        if existing is not None:
-            return existing
     config = config or get_config(session)
     card_id = scorecard_id or _active_scorecard_id(config)
     client = _require_client(session, client_id)
