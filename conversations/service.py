@@ -132,7 +132,7 @@ def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, no
         if not handlers.first_time(session, inbound):
             return []  # a provider message id seen before is not processed again
         if pressed is None:  # a button of an earlier message (a double tap, an old screen): it answers nothing now
-            translate = gettext_for(services.settings.default_locale)
+            translate = gettext_for(_sender_language(services, session, inbound, live, now))
             replies = [Reply(translate("That button belongs to an earlier message. Please use the latest one."))]
         else:
             replies, live = _converse(services, session, pressed, live, now)
@@ -165,6 +165,15 @@ def _not_new(session_key: str, inbound: Inbound, live: LiveSession) -> bool:
         return False
     answered = inbound.text[: live.consumed]
     return len(inbound.text) <= live.consumed or input_digest(session_key, answered) != live.last_input_digest
+
+
+def _sender_language(
+    services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime
+) -> str:
+    """The language of the person on the chat, for a reply outside the dialogue (read only on that rare path)."""
+    caller = _caller(services, session, inbound, live, now)
+    state = State.from_json(live.state) if live is not None and live.state else None
+    return handlers.language_of(session, services, caller, state)
 
 
 def _converse(

@@ -392,6 +392,21 @@ def test_a_second_tap_or_a_tap_on_an_older_telegram_message_answers_nothing(data
         assert session.scalars(select(ConversationDraft)).one().answers == {"0": 1}  # question 2 unanswered
 
 
+def test_a_stale_button_is_answered_in_the_clients_language(database_url, services, people):
+    from accounts.models import Client
+
+    with services.transaction() as session:
+        session.get(Client, people).language = "sw"
+    chat = _TelegramChat(database_url)
+    chat.send("1")  # the survey, in Swahili
+    with services.transaction() as session:
+        last = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+        first_button = last.choices[0][0]
+    chat.tap(first_button)
+    chat.tap(first_button)  # a double tap
+    assert outbox_texts(services, "tg:42")[-1].startswith("Kitufe hicho ni cha ujumbe wa awali.")
+
+
 def test_the_console_webhook_does_not_exist_in_production(database_url):
     from app import create_app
 
