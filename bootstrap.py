@@ -59,7 +59,11 @@ class Services:
         apart from `engine`'s, because switching a pooled connection to autocommit and back costs more than the
         round trips it saves."""
         if self._autocommit_engine is None:
-            self._autocommit_engine = make_engine(self.settings.database_url, isolation_level="AUTOCOMMIT")
+            self._autocommit_engine = make_engine(
+                self.settings.database_url,
+                isolation_level="AUTOCOMMIT",
+                statement_timeout_ms=self.settings.database_statement_timeout_ms,
+            )
         return self._autocommit_engine
 
     def dispose(self) -> None:
@@ -141,7 +145,7 @@ def channel_config(settings: Settings) -> Any:
 def build(settings: Settings) -> Services:
     """Build the services for `settings` and make them the process's current ones."""
     global _current
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, statement_timeout_ms=settings.database_statement_timeout_ms)
     if settings.redis_url:
         connection: redis.Redis = redis.Redis.from_url(
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30

@@ -45,13 +45,17 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def make_engine(url: str, **kwargs: object) -> Engine:
+def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs: object) -> Engine:
+    """An engine for `url`. On PostgreSQL, `statement_timeout_ms` (0: none) is set for every connection it opens."""
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("connect_args", {"connect_timeout": 3})
+    connect_args: dict[str, object] = {"connect_timeout": 3}
+    if statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    kwargs.setdefault("connect_args", connect_args)
     engine = create_engine(url, **kwargs)
     _ping_after_idle(engine)
     return engine

@@ -24,6 +24,9 @@ class SettingsError(ValueError):
 class Settings:
     app_env: str = "development"
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL cancels a statement of ours that runs longer (0: no limit): a hop stuck behind a lock ends politely
+    # instead of holding a web thread, and a runaway query cannot hold a worker for good. Migrations have none.
+    database_statement_timeout_ms: int = 30_000
     redis_url: str | None = None
     secret_key: str = DEV_SECRET_KEY
     log_level: str = "INFO"
@@ -124,6 +127,8 @@ class Settings:
             )
         if self.portal_url and not self.portal_secret:
             raise SettingsError("PORTAL_URL is set without PORTAL_SECRET: the feed would be signed with an empty key")
+        if self.database_statement_timeout_ms < 0:
+            raise SettingsError("DATABASE_STATEMENT_TIMEOUT_MS must be 0 (no limit) or more")
         if not 1 <= self.sms_max_segments <= 10:
             raise SettingsError(f"SMS_MAX_SEGMENTS must be 1 to 10, not {self.sms_max_segments}")
         from conversations.menus import switched_off  # the menu's names live with the menu

@@ -3,6 +3,7 @@ result too long for the last screen, and the people an officer or a shared phone
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from conversations.models import ConversationDraft
 from conversations.repository import DraftRepository
 from surveys.models import SurveyResponse
+from tests.conftest import TEST_DATABASE_URL
 from tests.factories import configure_ppi, make_client
 from tests.integration.test_ussd import PHONE, Phone, _answer_whole_survey, _open_survey
 
@@ -182,3 +184,36 @@ def test_an_officer_sees_a_short_name_masked_too(client, services, officer_phone
     phone.send("1")
     confirm = phone.send("C0009")
     assert "J* L* (C0009)?" in confirm and "Jo" not in confirm
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="statement_timeout and row locks: PostgreSQL")
+def test_a_hop_stuck_behind_a_lock_ends_politely_within_the_statement_timeout(settings, survey_client):
+    from dataclasses import replace
+
+    from sqlalchemy import text
+
+    from app import create_app
+
+    impatient = create_app(replace(settings, database_statement_timeout_ms=300))
+    services = impatient.extensions["services"]
+    try:
+        phone = Phone(impatient.test_client())
+        _open_survey(phone)
+        phone.send("2")
+        screens: list[str] = []
+        with services.engine.connect() as other:  # another transaction holds the draft row (a long report, a lock)
+            other.execute(text("SELECT id FROM conversation_drafts FOR UPDATE"))
+            hop = threading.Thread(target=lambda: screens.append(phone.send("1")))
+            hop.start()
+            hop.join(timeout=10)  # cancelled by the database well before the gateway's time-out
+            in_time = not hop.is_alive()
+            other.rollback()
+        hop.join()
+        assert in_time, "the hop waited for the lock"
+        assert screens[0].startswith("END ") and "Your answers are saved" in screens[0]
+        assert _draft_answers(services) == {"0": 2}
+        again = Phone(impatient.test_client())
+        _open_survey(again)
+        assert again.send("1").startswith("CON 2/10 ")  # continues where the answers stopped
+    finally:
+        services.dispose()
