@@ -80,12 +80,12 @@ def _handle_input(state: State, node: Node, text: str, context: Context, _: Tran
         return _show(home, context, _)
     if key == MORE_KEY and not node.free_text:
         if state.page + 1 < _page_count(state, node, context, _):
-            return _show(replace(state, page=state.page + 1, invalid=0, notice=None), context, _)
+            return _show(replace(state, page=state.page + 1, invalid=0), context, _)
         return _invalid(state, _("There is nothing more to show."), context, _)
     if key == BACK_KEY:
         if state.page > 0:
             page_count = _page_count(state, node, context, _)
-            return _show(replace(state, page=min(state.page, page_count) - 1, invalid=0, notice=None), context, _)
+            return _show(replace(state, page=min(state.page, page_count) - 1, invalid=0), context, _)
         if node.on_back is not None:
             return _finish(node.on_back(state, context, _), context, _)
     if node.on_input is None:

@@ -17,6 +17,7 @@ from gateway.messages import Choice
 MORE_KEY, BACK_KEY, HOME_KEY = "98", "0", "00"
 TELEGRAM_LIMIT = 4096
 DEFAULT_SMS_SEGMENTS = 2
+MIN_TITLE_PIECE = 12  # a title line is split to fill a page only when at least this much of it fits
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def paginate(spec: ScreenSpec, budget: Budget, nav: NavLabels = NavLabels()) -> 
     Lines are packed greedily with room kept for "98 More"; the rest of the screen goes on one last page (without
     "98 More") as soon as it fits there. A line too long for any page is split, at a space when possible.
     """
+    nav = _nav_in_the_screens_alphabet(spec, budget, nav)
     home = spec.home and not spec.final
     with_more = _footer_lines(nav, more=True, back=not spec.final, home=home)
     without_more = _footer_lines(nav, more=False, back=not spec.final, home=home)
@@ -93,6 +95,16 @@ def paginate(spec: ScreenSpec, budget: Budget, nav: NavLabels = NavLabels()) -> 
         page, pending = _fill_page(pending, with_more, budget)
         groups.append(page)
     return tuple(_render_page(spec, nav, groups, index) for index in range(len(groups)))
+
+
+def _nav_in_the_screens_alphabet(spec: ScreenSpec, budget: Budget, nav: NavLabels) -> NavLabels:
+    """Navigation words outside GSM-7 (Hindi "आगे" under a question of a scorecard published in English only) would
+    shrink a USSD screen from 182 characters to 80, and an SMS segment from 160 to 70, for three words: where the
+    rest of the screen is GSM-7 the English words are used instead, and the question keeps its room."""
+    if budget.channel == "telegram" or encoding.is_gsm7(nav.more + nav.back + nav.home):
+        return nav
+    body = "".join([spec.title, *(choice.label for choice in spec.items)])
+    return NavLabels() if encoding.is_gsm7(body) else nav
 
 
 def one_screen(text: str, budget: Budget) -> str:
@@ -124,17 +136,32 @@ def _fits_lines(lines: Sequence[str], footer: Sequence[str], budget: Budget) -> 
 
 
 def _fill_page(units: list[_Unit], footer: list[str], budget: Budget) -> tuple[list[_Unit], list[_Unit]]:
-    """Take as many units as fit on one page; split the first one if even it does not fit alone."""
+    """Take as many units as fit on one page; split the first one if even it does not fit alone, and a title line
+    (not a numbered item) where it reaches the room left, so a notice above it does not push it off the page."""
     page: list[_Unit] = []
     for index, unit in enumerate(units):
         if _fits_lines([u.text for u in page] + [unit.text], footer, budget):
             page.append(unit)
             continue
+        piece = _piece_that_fits(page, unit, footer, budget) if page and unit.choice is None else None
+        if piece is not None:
+            head, tail = piece
+            return [*page, _Unit(head)], ([_Unit(tail)] if tail else []) + units[index + 1 :]
         if page:
             return page, units[index:]
         head, tail = _split_line(unit.text, lambda text: _fits_lines([text], footer, budget))
         return [_Unit(head, unit.choice)], ([_Unit(tail)] if tail else []) + units[index + 1 :]
     return page, []
+
+
+def _piece_that_fits(page: list[_Unit], unit: _Unit, footer: list[str], budget: Budget) -> tuple[str, str] | None:
+    """The head of `unit` that fills the room left on `page` and the tail for the next page, when a useful piece
+    (at least MIN_TITLE_PIECE characters) fits."""
+    lines = [u.text for u in page]
+    head, tail = _split_line(unit.text, lambda text: _fits_lines([*lines, text], footer, budget))
+    if len(head) < MIN_TITLE_PIECE or not _fits_lines([*lines, head], footer, budget):
+        return None
+    return head, tail
 
 
 def with_notice(notice: str | None, title: str) -> str:

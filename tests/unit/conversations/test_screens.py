@@ -56,6 +56,28 @@ def test_one_non_gsm_character_shrinks_the_ussd_page() -> None:
     assert len(ucs2) > len(gsm)
 
 
+HINDI_NAV = NavLabels("आगे", "पीछे", "मेनू")
+
+
+def test_navigation_words_outside_gsm7_give_way_to_english_on_a_gsm7_screen() -> None:
+    items = tuple(Choice(str(n), f"County {n}") for n in range(1, 48))
+    pages = paginate(
+        ScreenSpec("In which county does the household reside?", items, home=True), Budget("ussd"), HINDI_NAV
+    )
+    assert "98 More" in pages[0].text and "आगे" not in pages[0].text
+    assert len(pages[0].text) > 80  # the 182-character budget, not UCS-2's 80
+    hindi = paginate(ScreenSpec("परिवार किस जिले में रहता है?", items, home=True), Budget("ussd"), HINDI_NAV)
+    assert "98 आगे" in hindi[0].text  # a Hindi screen keeps its own words
+    assert "98 Zaidi" in paginate(ScreenSpec("Pick", items), Budget("ussd"), NavLabels("Zaidi", "Rudi"))[0].text
+
+
+def test_a_notice_above_a_long_title_leaves_the_start_of_the_title_on_the_page() -> None:
+    title = "कृपया 1 से 18 तक कोई संख्या भेजें।\n2/10 What is the predominant wall material of the main dwelling unit?"
+    items = tuple(Choice(str(n), f"Wall {n}") for n in range(1, 19))
+    first = paginate(ScreenSpec(title, items, back=True, home=True), Budget("ussd"), HINDI_NAV)[0].text
+    assert first.startswith("कृपया") and "2/10 What is" in first
+
+
 def test_final_screen_has_no_navigation() -> None:
     pages = paginate(ScreenSpec("Thank you!", home=True, final=True), Budget("ussd"))
     assert pages[0].text == "Thank you!" and pages[0].choices == ()
