@@ -23,7 +23,10 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True)
 class Start:
-    """A new session (first USSD hop, or a new SMS/Telegram conversation)."""
+    """A new session (first USSD hop, or a new SMS/Telegram conversation). `interrupted`: a USSD session whose live
+    state was lost starts again at the menu, and says so."""
+
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ def advance(state: State | None, event: Event, context: Context, translate: Tran
     _ = _safe_translator(translate)
     node = NODES.get(state.node) if state is not None else None
     if state is None or node is None or isinstance(event, Start):
-        return _finish(menus.begin(context, _), context, _)
+        interrupted = isinstance(event, Start) and event.interrupted
+        return _finish(menus.begin(context, _, interrupted=interrupted), context, _)
     if isinstance(event, EffectResult):
         if node.on_result is not None:
             outcome = node.on_result(state, event, context, _)

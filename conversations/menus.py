@@ -34,17 +34,19 @@ def switched_off(names: Iterable[str]) -> dict[str, bool]:
     return {name: False for name in names}
 
 
-def begin(context: Context, _: Translate) -> Outcome:
-    """The first screen of a session, chosen from who is calling."""
+def begin(context: Context, _: Translate, *, interrupted: bool = False) -> Outcome:
+    """The first screen of a session, chosen from who is calling; after an `interrupted` session, with a notice
+    that the answers given so far are kept."""
     fresh = State()
+    notice = _("Your session was interrupted. Your answers are saved.") if interrupted else None
     if context.role == "officer":
-        return Outcome(goto(fresh, "officer_menu"))
+        return Outcome(goto(fresh, "officer_menu"), notice=notice)
     if context.role != "client" or not context.clients:
         text = _("This phone number is not registered with us. Please visit your branch.")
         return Outcome(goto(fresh, "end"), final=text)
     if len(context.clients) == 1:
-        return Outcome(goto(fresh, "menu", client_id=context.clients[0].id))
-    return Outcome(goto(fresh, "who"))
+        return Outcome(goto(fresh, "menu", client_id=context.clients[0].id), notice=notice)
+    return Outcome(goto(fresh, "who"), notice=notice)
 
 
 def _who_screen(state: State, context: Context, _: Translate) -> ScreenSpec:

@@ -287,7 +287,7 @@ def _events(inbound: Inbound, live: LiveSession | None, typed: str) -> list[Any]
             # The session's live state was lost (Redis restarted, the key expired, the session was ended): its
             # history cannot be replayed safely (through a resume offer it would start the survey again, and a
             # repeated submit would save it twice), so the caller gets the main menu; every answer is in the draft.
-            return [Start()]
+            return [Start(interrupted=True)]
         # A direct dial (`*384*123*1#` sends "1") opens the menu and chooses from it.
         return [Start(), UserInput(inbound.text)] if inbound.text else [Start()]
     return [UserInput(typed)]
