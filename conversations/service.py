@@ -124,9 +124,8 @@ def _handle(services: Services, inbound: Inbound, now: datetime) -> list[Reply]:
 def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, now: datetime) -> list[Reply]:
     """One message under the session's lock; what to write back to the live state is left on `held`."""
     live = held.live
-    digest = input_digest(held.session_key, inbound.text)
     if ussd and live is not None and live.last_response is not None and _not_new(held.session_key, inbound, live):
-        return [_reply_from_json(item) for item in live.last_response]  # a gateway retry: same screen, no effects
+        return [_reply_from_json(item) for item in live.last_response]  # a retry or a late copy: no effects
     pressed = _pressed_button(inbound, live)
     with services.lazy_transaction() as session:
         if not handlers.first_time(session, inbound):
@@ -151,7 +150,7 @@ def _hop(services: Services, inbound: Inbound, held: HeldSession, ussd: bool, no
     if live is None:
         held.discard()
     else:  # an ended USSD session keeps its last screen until the TTL, for a gateway's retry of the last hop
-        live.last_input_digest = digest
+        live.last_input_digest = input_digest(held.session_key, inbound.text)
         live.last_response = [_reply_to_json(reply) for reply in replies]
         held.keep(live)
     return replies
