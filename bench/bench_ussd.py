@@ -1,13 +1,15 @@
 """Benchmark: the USSD hop under load, against the bare-Flask ceiling, then a profile of one survey's hops.
 
 Run: .venv/bin/python bench/bench_ussd.py [--sessions 400] [--concurrency 50] [--worker-class sync gthread]
-     [--workers 2] [--profile-sessions 20] [--think 0]
+     [--workers 2] [--profile-sessions 20] [--think 0] [--stagger 1]
 
 For each gunicorn worker class asked for (2 workers, 127.0.0.1, APP_ENV=production on PostgreSQL + Redis), 50
 concurrent simulated phones each complete a KEN-2024 PPI survey with a distinct client (13 hops: dial, 1 = survey,
 10 answers, submit) with no think time (`--think S`: a random pause of S seconds on average before each hop, as a
 person reads and types); the same driver then runs the same sessions against a bare Flask app that
-returns a fixed CON screen (the ceiling), and wrk measures that ceiling's raw req/s. Afterwards every survey must be
+returns a fixed CON screen (the ceiling), and wrk measures that ceiling's raw req/s. The lanes start one by one
+over `--stagger` seconds and the figures cover the window in which all of them are busy: lanes that start at once
+stay in lockstep (see `common.drive`). Afterwards every survey must be
 in PostgreSQL (SurveyResponse = completed sessions, SurveyAnswer = 10 per survey, no draft left). Last, the hops of
 `--profile-sessions` surveys run in-process through Flask's test client on the same PostgreSQL and Redis under
 cProfile, counting SQL statements and Redis round trips per hop, to show where the time goes.
@@ -120,17 +122,12 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     threads = args.threads if worker_class == "gthread" else 1
     env = common.server_env(database_url, redis_url)
     sessions = [survey_job(phone, f"ATUid_bench_{n}", args.think) for n, phone in enumerate(phones)]
-    with Gunicorn(
-        "common:guarded_app()", env, worker_class=worker_class, threads=threads, workers=args.workers
-    ) as server:
-        app_run = asyncio.run(common.drive(server.url, sessions, concurrency=args.concurrency, seconds=args.seconds))
     ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}", args.think) for n, phone in enumerate(phones)]
-    with Gunicorn(
-        "common:ceiling_app()", env, worker_class=worker_class, threads=threads, workers=args.workers
-    ) as ceiling:
-        ceiling_run = asyncio.run(
-            common.drive(ceiling.url, ceiling_sessions, concurrency=args.concurrency, seconds=args.seconds)
-        )
+    server_options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
+    with Gunicorn("common:guarded_app()", env, **server_options) as server:
+        app_run = drive_lanes(args, server.url, sessions)
+    with Gunicorn("common:ceiling_app()", env, **server_options) as ceiling:
+        ceiling_run = drive_lanes(args, ceiling.url, ceiling_sessions)
         wrk = common.run_wrk(
             ceiling.url + common.USSD_PATH, connections=args.concurrency, seconds=10, script=write_wrk_script(folder)
         )
@@ -147,14 +144,25 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     }
 
 
+def drive_lanes(args: argparse.Namespace, url: str, sessions: list[common.Job]) -> Recorder:
+    return asyncio.run(
+        common.drive(url, sessions, concurrency=args.concurrency, seconds=args.seconds, stagger=args.stagger)
+    )
+
+
 def report_class(result: dict[str, Any]) -> bool:
-    app_run: Recorder = result["app"]
-    ceiling_run: Recorder = result["ceiling"]
+    app_run: Recorder = result["app"].steady_window()
+    ceiling_run: Recorder = result["ceiling"].steady_window()
     wrk = result["wrk"]
     counts = result["counts"]
     completed = app_run.completed_sessions
     label = f"{result['class']}" + (f" x{result['threads']} threads" if result["class"] == "gthread" else "")
     print(f"\n== gunicorn {result['workers']} workers, {label} ==")
+    if result["app"].steady is not None:
+        print(
+            f"  steady window (every lane busy): {app_run.elapsed:.1f} s of the app's run, "
+            f"{ceiling_run.elapsed:.1f} s of the ceiling's"
+        )
     print(app_run.line("  USSD survey hops"))
     print(ceiling_run.line("  ceiling, same driver"))
     print(f"  ceiling, wrk: {wrk['per_second']:,.0f} req/s, p50 {wrk['p50_ms']:.1f} ms, p99 {wrk['p99_ms']:.1f} ms")
@@ -290,6 +298,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument(
         "--think", type=float, default=0.0, help="mean seconds a phone pauses before each hop, like a person (0: none)"
+    )
+    parser.add_argument(
+        "--stagger",
+        type=float,
+        default=1.0,
+        help="seconds over which the lanes start, so their hops interleave; figures cover the window in which "
+        "every lane is busy (0: all start at once and stay in lockstep, figures cover the whole run)",
     )
     parser.add_argument("--worker-class", nargs="+", default=["sync", "gthread"], choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")

@@ -420,13 +420,29 @@ class Recorder:
     """Latencies (seconds) per hop label, and errors, for one load run."""
 
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    sent_at: dict[str, list[float]] = field(default_factory=dict)  # perf_counter when each request left, per label
     errors: list[str] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
     completed_sessions: int = 0
+    # From when the last lane started to when the first ran out of sessions: every lane busy (see `drive`).
+    steady: tuple[float, float] | None = None
 
-    def record(self, label: str, seconds: float) -> None:
+    def record(self, label: str, seconds: float, sent_at: float = 0.0) -> None:
         self.latencies.setdefault(label, []).append(seconds)
+        self.sent_at.setdefault(label, []).append(sent_at)
+
+    def steady_window(self) -> Recorder:
+        """The requests sent while every lane was busy, as a recorder of their own (throughput over the window)."""
+        if self.steady is None:
+            return self
+        start, end = self.steady
+        window = Recorder(errors=self.errors, started=start, finished=end, completed_sessions=self.completed_sessions)
+        for label, values in self.latencies.items():
+            for seconds, sent in zip(values, self.sent_at[label], strict=True):
+                if start <= sent < end:
+                    window.record(label, seconds, sent)
+        return window
 
     def fail(self, message: str) -> None:
         self.errors.append(message)
@@ -483,7 +499,7 @@ async def timed_post(
     except Exception as exc:  # noqa: BLE001 - any transport failure is one counted error
         recorder.fail(f"{label}: {type(exc).__name__}")
         raise SessionFailed(label) from exc
-    recorder.record(label, time.perf_counter() - started)
+    recorder.record(label, time.perf_counter() - started, started)
     if response.status != expect:
         recorder.fail(f"{label}: HTTP {response.status} {body[:80]!r}")
         raise SessionFailed(label)
@@ -560,8 +576,15 @@ class UssdPhone:
 Job = Callable[[Any, Recorder], Awaitable[None]]
 
 
-async def drive(base_url: str, jobs: Iterable[Job], *, concurrency: int, seconds: float) -> Recorder:
+async def drive(
+    base_url: str, jobs: Iterable[Job], *, concurrency: int, seconds: float, stagger: float = 0.0
+) -> Recorder:
     """Run `jobs` (each one session) on `concurrency` lanes until they run out or `seconds` pass.
+
+    With `stagger` > 0 lane k starts k / concurrency * stagger seconds after the first, and `Recorder.steady` is
+    the window in which every lane was busy. Lanes that all start at once stay in lockstep when nobody pauses (the
+    server's queue keeps their order): all 50 dial together, then all open the survey, then all submit, so each
+    hop waits behind 49 hops of its own kind, which no real set of phones does.
 
     aiohttp rather than httpx: on this machine httpx's AsyncClient with 50 connections became the bottleneck
     (190 req/s against the bare ceiling, and read time-outs on gthread keep-alive connections), aiohttp did 2,400."""
@@ -573,8 +596,12 @@ async def drive(base_url: str, jobs: Iterable[Job], *, concurrency: int, seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(base_url=base_url, connector=connector, timeout=timeout) as http:
+        lane_started: list[float] = []
+        lane_idle: list[float] = []
 
-        async def lane() -> None:
+        async def lane(index: int) -> None:
+            await asyncio.sleep(index / concurrency * stagger)
+            lane_started.append(time.perf_counter())
             for job in iterator:
                 if time.monotonic() > deadline:
                     return
@@ -583,10 +610,14 @@ async def drive(base_url: str, jobs: Iterable[Job], *, concurrency: int, seconds
                     recorder.completed_sessions += 1
                 except SessionFailed:
                     pass
+            lane_idle.append(time.perf_counter())
 
         recorder.started = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(concurrency))), timeout=seconds + 60)
+        lanes = (lane(index) for index in range(concurrency))
+        await asyncio.wait_for(asyncio.gather(*lanes), timeout=seconds + stagger + 60)
         recorder.finished = time.perf_counter()
+        if stagger > 0 and max(lane_started) < min(lane_idle):
+            recorder.steady = (max(lane_started), min(lane_idle))
     return recorder
 
 
