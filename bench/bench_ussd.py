@@ -39,6 +39,9 @@ DATABASE = "ic_bench_ussd"
 REDIS_DB = 8
 QUESTIONS = 10
 HOPS_PER_SURVEY = QUESTIONS + 3
+# The ceiling answers a session ~10x faster than the app: it gets at least this many, so that its lanes are all busy
+# for seconds after the stagger, as the app's are.
+CEILING_SESSIONS = 3000
 PHONE_BASE = 254_700_100_000
 
 
@@ -122,7 +125,8 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     threads = args.threads if worker_class == "gthread" else 1
     env = common.server_env(database_url, redis_url)
     sessions = [survey_job(phone, f"ATUid_bench_{n}", args.think) for n, phone in enumerate(phones)]
-    ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}", args.think) for n, phone in enumerate(phones)]
+    ceiling_phones = (phones[n % len(phones)] for n in range(max(len(phones), CEILING_SESSIONS)))
+    ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}", args.think) for n, phone in enumerate(ceiling_phones)]
     server_options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
     with Gunicorn("common:guarded_app()", env, **server_options) as server:
         app_run = drive_lanes(args, server.url, sessions)
@@ -158,7 +162,9 @@ def report_class(result: dict[str, Any]) -> bool:
     completed = app_run.completed_sessions
     label = f"{result['class']}" + (f" x{result['threads']} threads" if result["class"] == "gthread" else "")
     print(f"\n== gunicorn {result['workers']} workers, {label} ==")
-    if result["app"].steady is not None:
+    if result["app"].steady is None or result["ceiling"].steady is None:
+        print("  no steady window (lanes started at once, or too few sessions for the stagger): whole runs")
+    else:
         print(
             f"  steady window (every lane busy): {app_run.elapsed:.1f} s of the app's run, "
             f"{ceiling_run.elapsed:.1f} s of the ceiling's"
