@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import math
 import pstats
 import statistics
 import sys
@@ -124,6 +125,9 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     phones = seed_survey_clients(services, args.sessions)
     threads = args.threads if worker_class == "gthread" else 1
     env = common.server_env(database_url, redis_url)
+    server_times = folder / f"server-times-{worker_class}"
+    server_times.mkdir()
+    env[common.SERVER_TIMES_ENV] = str(server_times)
     sessions = [survey_job(phone, f"ATUid_bench_{n}", args.think) for n, phone in enumerate(phones)]
     ceiling_phones = (phones[n % len(phones)] for n in range(max(len(phones), CEILING_SESSIONS)))
     ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}", args.think) for n, phone in enumerate(ceiling_phones)]
@@ -136,6 +140,7 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
             ceiling.url + common.USSD_PATH, connections=args.concurrency, seconds=10, script=write_wrk_script(folder)
         )
     counts = durable_counts(services)
+    in_app = common.read_server_times(server_times, app_run.steady)
     services.dispose()
     return {
         "class": worker_class,
@@ -145,6 +150,7 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
         "ceiling": ceiling_run,
         "wrk": wrk,
         "counts": counts,
+        "in_app": in_app,
     }
 
 
@@ -172,9 +178,15 @@ def report_class(result: dict[str, Any]) -> bool:
     print(app_run.line("  USSD survey hops"))
     print(ceiling_run.line("  ceiling, same driver"))
     print(f"  ceiling, wrk: {wrk['per_second']:,.0f} req/s, p50 {wrk['p50_ms']:.1f} ms, p99 {wrk['p99_ms']:.1f} ms")
+    in_app = _in_app_by_hop(result["in_app"])
+    print("    (latency at the driver; then the hop's time inside the app, p50: the rest is waiting for the server)")
     for hop in ("dial", "open survey", "answer", "submit"):
         s = app_run.summary(hop)
-        print(f"    {hop:<12} p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms  ({s['requests']:,} hops)")
+        wall, cpu = in_app.get(hop, (math.nan, math.nan))
+        print(
+            f"    {hop:<12} p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms  ({s['requests']:,} hops);"
+            f"  in the app {wall:4.1f} ms, {cpu:4.1f} ms of CPU"
+        )
     ratio_driver = app_run.summary()["per_second"] / ceiling_run.summary()["per_second"]
     ratio_wrk = app_run.summary()["per_second"] / wrk["per_second"]
     durable = counts["surveys"] == completed and counts["answers"] == QUESTIONS * completed and counts["drafts"] == 0
@@ -187,6 +199,18 @@ def report_class(result: dict[str, Any]) -> bool:
     if app_run.errors:
         print(f"  first errors: {app_run.errors[:3]}")
     return durable and not app_run.errors
+
+
+def _in_app_by_hop(rows: list[tuple[int, float, float]]) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU milliseconds inside the app per kind of hop, the kind told by the `text` segments."""
+    kinds: dict[str, list[tuple[float, float]]] = {}
+    for segments, wall_ms, cpu_ms in rows:
+        kind = "dial" if segments == 0 else "open survey" if segments == 1 else "submit"
+        kinds.setdefault("answer" if 1 < segments < HOPS_PER_SURVEY - 1 else kind, []).append((wall_ms, cpu_ms))
+    return {
+        kind: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+        for kind, values in kinds.items()
+    }
 
 
 # --- profile --------------------------------------------------------------------------------------------------

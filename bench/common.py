@@ -42,6 +42,7 @@ BENCH_SECRET_KEY = "bench-secret-key-not-for-production"
 TELEGRAM_TOKEN = "123456:bench-token"
 TELEGRAM_SECRET = "bench-webhook-secret"
 FAKE_TELEGRAM_ENV = "BENCH_FAKE_TELEGRAM_URL"
+SERVER_TIMES_ENV = "BENCH_SERVER_TIMES"  # a folder: each web worker writes its hops' times inside the app there
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 CEILING_SCREEN = "CON Welcome to Demo MFI\n1 Poverty survey\n2 Balances\n3 Mini statement\n4 My progress\n5 Consent"
 
@@ -299,7 +300,47 @@ def guarded_app() -> Any:
 
     app = create_app()
     use_fake_telegram(app.extensions["services"])
+    folder = os.environ.get(SERVER_TIMES_ENV)
+    if folder:
+        app.wsgi_app = _timing_hops(app.wsgi_app, Path(folder) / f"{os.getpid()}.txt")  # type: ignore[method-assign]
     return app
+
+
+def _timing_hops(wsgi_app: Any, path: Path) -> Any:
+    """`wsgi_app` writing a line per USSD hop: when it reached the app (perf_counter, which is the machine's
+    monotonic clock, as the driver's is), the `*`-separated segments of its `text`, and its wall and CPU
+    milliseconds inside the app. Set against the driver's latency this splits a hop's time into waiting for the
+    server and running in it."""
+    import io
+    import threading
+    from urllib.parse import parse_qs
+
+    out = path.open("a", encoding="utf-8", buffering=1)  # a line at a time: a worker stopped by SIGTERM loses none
+    lock = threading.Lock()
+
+    def timed(environ: dict[str, Any], start_response: Any) -> Any:
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        response = wsgi_app(environ, start_response)
+        wall_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu_started) * 1000
+        text = parse_qs(body.decode()).get("text", [""])[0]
+        with lock:
+            out.write(f"{started:.6f} {text.count('*') + 1 if text else 0} {wall_ms:.3f} {cpu_ms:.3f}\n")
+        return response
+
+    return timed
+
+
+def read_server_times(folder: Path, window: tuple[float, float] | None) -> list[tuple[int, float, float]]:
+    """(segments, wall ms, CPU ms) of the hops `_timing_hops` wrote in `folder`, those that arrived in `window`."""
+    rows = []
+    for path in folder.glob("*.txt"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            started, segments, wall_ms, cpu_ms = line.split()
+            if window is None or window[0] <= float(started) < window[1]:
+                rows.append((int(segments), float(wall_ms), float(cpu_ms)))
+    return rows
 
 
 def use_fake_telegram(services: Any) -> None:
