@@ -43,17 +43,24 @@ class ScorecardSummary:
 
 
 def load_scorecard(scorecard_id: str, language: str | None = None, directory: Path | None = None) -> Scorecard:
-    """The validated scorecard, with the `language` overlay applied when given and different from its own."""
+    """The validated scorecard as published, or with the `language` overlay applied when a language is given. An
+    overlay in the scorecard's own language corrects its display text (a typo in the source); without one, that
+    language gives the published text."""
     return _load(scorecard_id, language, str(_directory(directory)))
 
 
 def load_for_reader(scorecard_id: str, language: str, directory: Path | None = None) -> Scorecard:
-    """The scorecard in the reader's language when it has that overlay, else as published (questions stay in the
-    language they were published in unless someone translated them)."""
+    """The scorecard as a reader of `language` sees it: in that language when someone translated it, else in the
+    language it was published in, with that language's corrections when it has them."""
     base = _directory(directory)
-    if (base / OVERLAY_DIRECTORY / f"{scorecard_id}.{language}.json").exists():
+    if _overlay_path(base, scorecard_id, language).exists():
         return load_scorecard(scorecard_id, language, base)
-    return load_scorecard(scorecard_id, None, base)
+    published = load_scorecard(scorecard_id, None, base)
+    return load_scorecard(scorecard_id, published.language, base)
+
+
+def _overlay_path(directory: Path, scorecard_id: str, language: str) -> Path:
+    return directory / OVERLAY_DIRECTORY / f"{scorecard_id}.{language}.json"
 
 
 @lru_cache(maxsize=256)
@@ -62,10 +69,12 @@ def _load(scorecard_id: str, language: str | None, directory: str) -> Scorecard:
     document = read_document(path)
     raise_on_error(document_findings(document, path))
     card = build_scorecard(document)
-    if language is None or language == card.language:
+    if language is None:
         return card
-    overlay_path = Path(directory) / OVERLAY_DIRECTORY / f"{scorecard_id}.{language}.json"
+    overlay_path = _overlay_path(Path(directory), scorecard_id, language)
     if not overlay_path.exists():
+        if language == card.language:
+            return card
         raise ScorecardError(str(overlay_path), "", f"no {language!r} overlay for {scorecard_id}")
     overlay = read_document(overlay_path)
     raise_on_error(overlay_findings(overlay, document, overlay_path))

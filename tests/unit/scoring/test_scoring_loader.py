@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scoring.errors import ScorecardError, UnknownScorecard
-from scoring.loader import DEFAULT_DIRECTORY, list_scorecards, load_scorecard, validate
+from scoring.loader import DEFAULT_DIRECTORY, list_scorecards, load_for_reader, load_scorecard, validate
 from scoring.scorecard import score
 
 
@@ -118,6 +118,30 @@ def test_overlay_with_wrong_shape_is_rejected(cards: Path) -> None:
         load_scorecard("PAK-2009", language="sw", directory=cards)
     assert caught.value.field == "$.questions[2].answers"
     assert any(f.code == "overlay-shape" for f in validate("PAK-2009", cards))
+
+
+def test_an_overlay_in_the_scorecards_own_language_corrects_what_readers_see(cards: Path) -> None:
+    published = load_scorecard("PAK-2009", directory=cards)
+    assert published.language == "en"
+    questions: list[dict] = [{"text": None, "answers": [None] * len(q.answers)} for q in published.questions]
+    questions[1]["text"] = "A corrected question?"
+    write_overlay(cards, "PAK-2009", "en", questions)
+
+    for reader in ("en", "fr"):  # English readers, and readers of a language nobody translated it into
+        seen = load_for_reader("PAK-2009", reader, directory=cards)
+        assert seen.questions[1].text == "A corrected question?"
+        assert seen.questions[0].text == published.questions[0].text
+        assert seen.questions[1].answers == published.questions[1].answers  # texts and points as published
+    assert load_scorecard("PAK-2009", directory=cards).questions[1].text == published.questions[1].text
+
+
+def test_the_shipped_english_corrections_of_kenya_2024() -> None:
+    published = load_scorecard("KEN-2024")
+    seen = load_for_reader("KEN-2024", "en")
+    assert published.questions[7].text.endswith("Ripe Bananast?")  # the typo is the workbook's, kept as published
+    assert seen.questions[7].text.endswith("any Ripe Bananas?")
+    assert seen.questions[2].answers[8].text == "G. Concrete or cement or terrazzo"
+    assert [a.points for a in seen.questions[2].answers] == [a.points for a in published.questions[2].answers]
 
 
 def test_missing_overlay_language_is_an_error(cards: Path) -> None:
