@@ -319,6 +319,8 @@ def _timing_hops(wsgi_app: Any, path: Path) -> Any:
     lock = threading.Lock()
 
     def timed(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != USSD_PATH:
+            return wsgi_app(environ, start_response)  # the readiness checks
         started, cpu_started = time.perf_counter(), time.thread_time()
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
@@ -645,7 +647,7 @@ async def drive(
             lane_started.append(time.perf_counter())
             for job in iterator:
                 if time.monotonic() > deadline:
-                    return
+                    break
                 try:
                     await job(http, recorder)
                     recorder.completed_sessions += 1
