@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import Response
 
 import db
 import migrate
@@ -87,6 +88,17 @@ def test_pages_send_security_headers(client):
     headers = client.get("/healthz").headers
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_views_own_security_header_is_kept_and_the_others_added(app):
+    @app.get("/own-frame-policy")
+    def own_frame_policy():
+        return Response("framed", headers={"x-frame-options": "SAMEORIGIN"})
+
+    headers = app.test_client().get("/own-frame-policy").headers
+    assert headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
 
 
 def test_migrations_and_models_agree(services):
