@@ -205,12 +205,20 @@ def _in_app_by_hop(rows: list[tuple[int, float, float]]) -> dict[str, tuple[floa
     """Median wall and CPU milliseconds inside the app per kind of hop, the kind told by the `text` segments."""
     kinds: dict[str, list[tuple[float, float]]] = {}
     for segments, wall_ms, cpu_ms in rows:
-        kind = "dial" if segments == 0 else "open survey" if segments == 1 else "submit"
-        kinds.setdefault("answer" if 1 < segments < HOPS_PER_SURVEY - 1 else kind, []).append((wall_ms, cpu_ms))
+        kinds.setdefault(_hop_kind(segments), []).append((wall_ms, cpu_ms))
     return {
         kind: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
         for kind, values in kinds.items()
     }
+
+
+def _hop_kind(segments: int) -> str:
+    """The kind of a survey hop told by how many `*`-separated inputs its `text` holds (see `survey_forms`)."""
+    if segments == 0:
+        return "dial"
+    if segments == 1:
+        return "open survey"
+    return "submit" if segments == HOPS_PER_SURVEY - 1 else "answer"
 
 
 # --- profile --------------------------------------------------------------------------------------------------
