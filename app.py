@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import bootstrap
+from gateway.ussd_wsgi import UssdWebhook
 from logs import configure_logging
 from settings import Settings
 
@@ -40,6 +41,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.after_request(_security_headers)
     app.register_error_handler(Exception, _unexpected_error)
+    # The USSD webhook's ordinary hops are answered before Flask, by the same gateway code (see gateway/ussd_wsgi.py).
+    app.wsgi_app = UssdWebhook(  # type: ignore[method-assign]
+        app.wsgi_app, services, max_body_bytes=app.config["MAX_CONTENT_LENGTH"], headers=SECURITY_HEADERS
+    )
     if settings.proxy_hops:
         # Behind a load balancer the peer is the proxy: take the client's address (limits, logs) and the public
         # scheme and host (Twilio's signed URL) from the headers the trusted proxies set, and from no one else.

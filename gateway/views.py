@@ -1,8 +1,8 @@
-"""The webhooks: the only Flask code of the gateway. Each route hands the request to its channel adapter, runs the
-messages through the conversation service, and renders the adapter's response.
+"""The webhooks' Flask routes: each reads the request into a `WebhookRequest`, hands it to `gateway.inbound`
+(authenticate, parse, converse, respond) and renders the response. The USSD webhook's ordinary requests are
+answered before Flask by `gateway.ussd_wsgi`, with the same `gateway.inbound`; its route here takes the rest.
 
-Errors map here and only here: a forged request is 403, a malformed one 400. A live USSD session never sees a
-5xx: the conversation service turns failures into a polite `END`.
+A live USSD session never sees a 5xx: the conversation service turns failures into a polite `END`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import redis
 from flask import Blueprint, Response, current_app, request
 
 from bootstrap import Services
-from conversations.service import BackingServiceDown, end_session, handle_inbound
-from gateway.channels import BadRequest, Forbidden
+from conversations.service import end_session
+from gateway import inbound
 from gateway.jobs import apply_status
 from gateway.messages import WebhookRequest, WebhookResponse
 
@@ -54,53 +54,17 @@ def _render(response: WebhookResponse) -> Response:
     return Response(response.body, status=response.status, content_type=response.content_type)
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
-
-
 def _verified(channel: Any, parse: Callable[[WebhookRequest], list[T]]) -> list[T] | Response:
-    """Authenticate the request with the channel, then parse it; a forged request is 403, a malformed one 400."""
-    webhook = _webhook_request()
-    try:
-        channel.verify(webhook)
-        return parse(webhook)
-    except Forbidden:
-        return _error(403, "forbidden")
-    except BadRequest as exc:
-        return _error(400, str(exc))
+    parsed = inbound.verified(channel, parse, _webhook_request())
+    return _render(parsed) if isinstance(parsed, WebhookResponse) else parsed
 
 
 def _messages_view(slug: str):  # type: ignore[no-untyped-def]
     def view() -> Response:
-        services = _services()
-        if slug == "console" and services.settings.is_production:
-            return _error(404, "not found")  # the console trusts its sender: for development and the simulator only
-        channel = services.channels[slug]
-        messages = _verified(channel, channel.parse)
-        if isinstance(messages, Response):
-            return messages
-        replies = []
-        for message in messages:
-            try:
-                replies = handle_inbound(services, message)
-            except BackingServiceDown:
-                return _error(503, "temporarily unavailable, retry later")
-            _acknowledge_button(channel, message)
-        return _render(channel.respond(replies if channel.synchronous else []))
+        return _render(inbound.receive_messages(_services(), slug, _webhook_request()))
 
     view.__name__ = f"inbound_{slug.replace('-', '_')}"
     return view
-
-
-def _acknowledge_button(channel: object, message: object) -> None:
-    """Telegram shows a spinner on a pressed button until the callback query is answered."""
-    callback_id = getattr(message, "callback_id", None)
-    answer = getattr(channel, "answer_callback", None)
-    if callback_id and answer is not None:
-        try:
-            answer(callback_id)
-        except Exception as exc:  # noqa: BLE001 - a missed acknowledgement must not lose the message
-            logger.info("could not answer callback query: %s", type(exc).__name__)
 
 
 def _status_view(slug: str):  # type: ignore[no-untyped-def]
@@ -130,7 +94,7 @@ def ussd_session_end() -> Response:
             end_session(services, end)
         except redis.exceptions.RedisError as exc:  # the live state's TTL clears it in minutes anyway
             logger.warning("could not clear an ended USSD session: %s", type(exc).__name__)
-            return _error(503, "temporarily unavailable, retry later")
+            return _render(inbound.error_response(503, "temporarily unavailable, retry later"))
     return Response("ok\n", status=200, content_type="text/plain; charset=utf-8")
 
 
