@@ -203,6 +203,15 @@ class LiveSessionStore:
         held.locked = False
 
 
+# Built once (a draft is looked up on the first hops of every session). `save_answer` writes with a statement, behind
+# the session's back: the row is always taken as stored.
+_FIND_DRAFT = (
+    select(ConversationDraft)
+    .where(ConversationDraft.client_id == bindparam("client_id"), ConversationDraft.mode == bindparam("mode"))
+    .execution_options(populate_existing=True)
+)
+
+
 class DraftRepository:
     """Durable drafts, one per (client, mode). Receives a session; never commits. Made once per hop: a draft read
     is remembered until this repository writes that draft, because one hop may build the engine's context several
@@ -216,11 +225,7 @@ class DraftRepository:
     def find(self, client_id: int, mode: str, now: datetime) -> ConversationDraft | None:
         key = (client_id, mode)
         if key not in self._found:
-            query = select(ConversationDraft).where(
-                ConversationDraft.client_id == client_id, ConversationDraft.mode == mode
-            )
-            # `save_answer` writes with a statement, behind the session's back: always take the row as stored.
-            self._found[key] = self.session.scalar(query.execution_options(populate_existing=True))
+            self._found[key] = self.session.scalar(_FIND_DRAFT, {"client_id": client_id, "mode": mode})
         draft = self._found[key]
         return None if draft is None or _expired(draft, now) else draft
 

@@ -166,8 +166,12 @@ def preview(config: PpiConfig, answers: Sequence[int]) -> Preview:
     return Preview(line.score, _band_label(config.bands, line.score), ())
 
 
+# Built once: the settings are read on every session's first hop.
+_SETTINGS_ROW = select(PpiSettings).order_by(PpiSettings.id).limit(1)
+
+
 def _settings_row(session: Session) -> PpiSettings | None:
-    return session.scalars(select(PpiSettings).order_by(PpiSettings.id).limit(1)).first()
+    return session.scalars(_SETTINGS_ROW).first()
 
 
 def _config_from_row(row: PpiSettings) -> PpiConfig:
