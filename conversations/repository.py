@@ -211,6 +211,14 @@ _FIND_DRAFT = (
     .execution_options(populate_existing=True)
 )
 
+# Built once too, and without the ORM's matching of the deleted row against the objects the session holds (this
+# repository forgets the draft it found itself).
+_DISCARD_DRAFT = (
+    delete(ConversationDraft)
+    .where(ConversationDraft.client_id == bindparam("client_id"), ConversationDraft.mode == bindparam("mode"))
+    .execution_options(synchronize_session=False)
+)
+
 
 class DraftRepository:
     """Durable drafts, one per (client, mode). Receives a session; never commits. Made once per hop: a draft read
@@ -266,9 +274,7 @@ class DraftRepository:
         self._found.pop((client_id, mode), None)
 
     def discard(self, client_id: int, mode: str) -> None:
-        self.session.execute(
-            delete(ConversationDraft).where(ConversationDraft.client_id == client_id, ConversationDraft.mode == mode)
-        )
+        self.session.execute(_DISCARD_DRAFT, {"client_id": client_id, "mode": mode})
         self._found[(client_id, mode)] = None
 
 
