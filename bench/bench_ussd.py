@@ -235,6 +235,15 @@ class Counters:
         self.redis = 0
         for engine in engines:
             event.listen(engine, "before_cursor_execute", self._on_sql)
+        from db import DriverStatement
+
+        run_on_driver = DriverStatement.run
+
+        def counted_on_driver(statement: Any, parameters: Any) -> None:  # the answer's write, past SQLAlchemy
+            self.sql += 1
+            run_on_driver(statement, parameters)
+
+        DriverStatement.run = counted_on_driver  # type: ignore[method-assign]
         original = Connection.send_packed_command
 
         def counted(connection: Any, command: Any, check_health: bool = True) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from conversations.models import ConversationDraft
-from db import as_utc
+from db import DriverStatement, as_utc
 
 STATE_PREFIX = "conv:"
 LOCK_PREFIX = "conv-lock:"
@@ -253,9 +254,9 @@ class DraftRepository:
         for another scorecard, or one past its expiry, is started afresh with this answer.
 
         When nothing else ran in the hop's transaction yet (a survey hop: its state and the caller come from Redis),
-        the upsert runs on its own in autocommit: the answer is durable the moment it is given, as one round trip
-        instead of BEGIN, upsert and COMMIT. Otherwise it joins the transaction (a discarded draft and a new first
-        answer, say, commit together)."""
+        the upsert runs on its own in autocommit, on the driver's connection (`db.DriverStatement`): the answer is
+        durable the moment it is given, as one round trip instead of BEGIN, upsert and COMMIT. Otherwise it joins the
+        transaction (a discarded draft and a new first answer, say, commit together)."""
         parameters = {
             "client_id": client_id,
             "mode": mode,
@@ -265,12 +266,10 @@ class DraftRepository:
             "officer_id": officer_id,
             "expires_at": now + timedelta(days=ttl_days),
         }
-        statement = _upsert_answer(self.session.get_bind().dialect.name)
         if self.autocommit is None or self.session.in_transaction():
-            self.session.execute(statement, parameters)
+            self.session.execute(_upsert_answer(self.session.get_bind().dialect.name), parameters)
         else:
-            with self.autocommit.connect() as connection:
-                connection.execute(statement, parameters)
+            _driver_upsert(self.autocommit).run(parameters)
         self._found.pop((client_id, mode), None)
 
     def discard(self, client_id: int, mode: str) -> None:
@@ -308,6 +307,17 @@ def _upsert_answer(dialect: str) -> TextClause:
         bindparam("now", type_=DateTime(timezone=True)),
         bindparam("expires_at", type_=DateTime(timezone=True)),
     )
+
+
+_DRIVER_UPSERTS: weakref.WeakKeyDictionary[Engine, DriverStatement] = weakref.WeakKeyDictionary()
+
+
+def _driver_upsert(engine: Engine) -> DriverStatement:
+    """The upsert compiled for `engine` (an autocommit engine), once per engine."""
+    statement = _DRIVER_UPSERTS.get(engine)
+    if statement is None:
+        statement = _DRIVER_UPSERTS[engine] = DriverStatement(engine, _upsert_answer(engine.dialect.name))
+    return statement
 
 
 def _expired(draft: ConversationDraft, now: datetime) -> bool:

@@ -319,10 +319,12 @@ def test_a_repeated_final_hop_gets_the_same_end_screen_and_saves_one_survey(clie
         assert len(session.scalars(select(SurveyResponse)).all()) == 1
 
 
-def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, survey_client):
+def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, survey_client, monkeypatch):
     """A survey hop's one statement is the durable draft write, committed as it runs: who is calling, their name and
     language and the PPI settings come from the session's live state (read on the first hop)."""
     from sqlalchemy import event
+
+    from db import DriverStatement
 
     phone = Phone(client)
     _open_survey(phone)
@@ -332,6 +334,13 @@ def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, sur
     def listener(*args: object) -> None:
         statements.append(" ".join(str(args[2]).split()))
 
+    run_on_driver = DriverStatement.run
+
+    def recorded(statement: DriverStatement, parameters: dict) -> None:  # type: ignore[type-arg]
+        statements.append(" ".join(statement.sql.split()))
+        run_on_driver(statement, parameters)
+
+    monkeypatch.setattr(DriverStatement, "run", recorded)  # the statements run on the driver, past SQLAlchemy
     engines = (services.engine, services.autocommit_engine)
     for engine in engines:
         event.listen(engine, "before_cursor_execute", listener)
