@@ -313,7 +313,6 @@ def _timing_hops(wsgi_app: Any, path: Path) -> Any:
     server and running in it."""
     import io
     import threading
-    from urllib.parse import parse_qs
 
     out = path.open("a", encoding="utf-8", buffering=1)  # a line at a time: a worker stopped by SIGTERM loses none
     lock = threading.Lock()
@@ -326,9 +325,12 @@ def _timing_hops(wsgi_app: Any, path: Path) -> Any:
         environ["wsgi.input"] = io.BytesIO(body)
         response = wsgi_app(environ, start_response)
         wall_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu_started) * 1000
-        text = parse_qs(body.decode()).get("text", [""])[0]
+        # The driver sends `text` last, with each `*` as %2A: its segments are counted without parsing the form,
+        # which cost this measurement a few percent of the hop it measures.
+        text = body.rpartition(b"text=")[2]
+        segments = text.count(b"%2A") + 1 if text else 0
         with lock:
-            out.write(f"{started:.6f} {text.count('*') + 1 if text else 0} {wall_ms:.3f} {cpu_ms:.3f}\n")
+            out.write(f"{started:.6f} {segments} {wall_ms:.3f} {cpu_ms:.3f}\n")
         return response
 
     return timed
