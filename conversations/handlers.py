@@ -159,9 +159,11 @@ def language_of(
     return accounts.person_language(session, person, default)
 
 
-def build_context(runner: _EffectRunner, state: State | None) -> Context:
+def build_context(runner: _EffectRunner, state: State | None, *, starting: bool = False) -> Context:
     """What the engine needs for this round. A running survey carries its answers in the state and shows no account
-    menu, so its hops read neither the draft nor the client's PIN status: a survey hop reads no row."""
+    menu, so its hops read neither the draft nor the client's PIN status: a survey hop reads no row. Nor does a
+    round that starts the dialogue (`starting`: a `Start` event): its first screen, the menu or "who is speaking?",
+    reads neither, and the input that follows is handled in a round of its own, with them."""
     caller, services = runner.caller, runner.services
     config = runner.ppi_config()
     client_id = active_client_id(caller, state)
@@ -170,10 +172,10 @@ def build_context(runner: _EffectRunner, state: State | None) -> Context:
     if config is not None and config.status == "active":
         script = _survey_script(config.scorecard_id, language)
     mode = "officer" if caller.role == "officer" else "self"
-    in_survey = state is not None and state.node in SURVEY_NODES
-    draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None and not in_survey else None
+    unread = starting or (state is not None and state.node in SURVEY_NODES)
+    draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None and not unread else None
     pin_status, locked_minutes = (
-        ("active", 0) if in_survey else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
+        ("active", 0) if unread else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
     )
     return Context(
         channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),

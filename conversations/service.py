@@ -408,7 +408,7 @@ class _EffectRunner:
     def run(self, state: State | None, event: Any) -> tuple[State, list[Reply], bool]:
         replies: list[Reply] = []
         for _ in range(MAX_EFFECT_ROUNDS):
-            context = self.context(state)
+            context = self.context(state, starting=isinstance(event, Start))
             translate = gettext_for(self.language(state))
             step = advance(state, event, context, translate)
             state = step.state
@@ -423,8 +423,8 @@ class _EffectRunner:
             event = result
         raise RuntimeError("the engine asked for too many effects in one hop")
 
-    def context(self, state: State | None) -> Context:
-        return handlers.build_context(self, state)
+    def context(self, state: State | None, *, starting: bool = False) -> Context:
+        return handlers.build_context(self, state, starting=starting)
 
     def language(self, state: State | None) -> str:
         """The caller's language, worked out once per hop for each client the state can point at."""

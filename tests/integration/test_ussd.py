@@ -354,6 +354,32 @@ def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, sur
         assert session.scalars(select(ConversationDraft.answers)).one() == {"0": 1, "1": 1}
 
 
+def test_the_dial_reads_who_is_calling_and_the_settings_but_no_draft(client, services, survey_client):
+    """The first hop shows the menu, which needs neither the draft nor the PIN status: the survey choice on the next
+    hop reads the draft (and still offers to continue it)."""
+    from sqlalchemy import event
+
+    tables: list[str] = []
+
+    def listener(*args: object) -> None:
+        tables.append(" ".join(str(args[2]).split()).split(" FROM ")[1].split()[0])
+
+    event.listen(services.engine, "before_cursor_execute", listener)
+    try:
+        phone = Phone(client)
+        assert phone.dial().startswith("CON Main menu")
+        dial_tables, tables[:] = list(tables), []
+        phone.send("1")
+        phone.send("1")  # one answer, into the draft
+        phone.dial()
+        tables[:] = []
+        assert "1 Continue" in phone.send("1")
+    finally:
+        event.remove(services.engine, "before_cursor_execute", listener)
+    assert dial_tables == ["staff", "clients", "ppi_settings"]
+    assert "conversation_drafts" in tables
+
+
 def test_a_language_chosen_mid_session_is_used_for_the_rest_of_that_session(client, services, survey_client):
     phone = Phone(client)
     assert phone.dial().startswith("CON Main menu")
