@@ -132,7 +132,7 @@ class DriverStatement:
 
     Why not `Connection.execute`: for a statement that returns nothing, SQLAlchemy's connection, execution context
     and result cost more than the driver's call itself; this one runs on every survey answer
-    (`conversations.repository.DraftRepository.save_answer`), where they were a sixth of the hop's CPU. What they
+    (`conversations.repository.DraftRepository.save_answer`), where they were a tenth of the hop's CPU. What they
     do that matters here is kept: the pool's events, and after a lost connection the pool is replaced, so the
     other connections opened before it are not tried one failed hop at a time."""
 
