@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import logging
 
 from flask import Blueprint, Flask, Request, Response, jsonify, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import bootstrap
 from gateway.ussd_wsgi import UssdWebhook
-from logs import configure_logging
+from logs import configure_logging, log_unexpected_error
 from settings import Settings
 
 SECURITY_HEADERS = {
@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(Exception, _unexpected_error)
     # The USSD webhook's ordinary hops are answered before Flask, by the same gateway code (see gateway/ussd_wsgi.py).
     app.wsgi_app = UssdWebhook(  # type: ignore[method-assign]
-        app.wsgi_app, services, max_body_bytes=app.config["MAX_CONTENT_LENGTH"], headers=SECURITY_HEADERS
+        app.wsgi_app,
+        services,
+        path=_ussd_webhook_path(),
+        max_body_bytes=app.config["MAX_CONTENT_LENGTH"],
+        headers=SECURITY_HEADERS,
     )
     if settings.proxy_hops:
         # Behind a load balancer the peer is the proxy: take the client's address (limits, logs) and the public
@@ -76,6 +80,12 @@ def _webhook_prefix() -> str:
     return f"{gateway.views.blueprint.url_prefix}/"
 
 
+def _ussd_webhook_path() -> str:
+    import gateway.views
+
+    return f"{gateway.views.blueprint.url_prefix}{gateway.views.USSD_ROUTE}"
+
+
 class _NoSessionOnWebhooks(SecureCookieSessionInterface):
     """Providers call the webhooks with no cookie and need no session: skipping the signed-cookie machinery there
     saves work on every USSD hop. /impact and the simulator keep their sessions. (The session opens before the URL
@@ -104,8 +114,4 @@ def _security_headers(response: Response) -> Response:
 def _unexpected_error(error: Exception) -> Response | tuple[Response, int]:
     if isinstance(error, HTTPException):
         return error  # type: ignore[return-value]
-    correlation_id = uuid.uuid4().hex[:12]
-    import logging
-
-    logging.getLogger(__name__).exception("unhandled error on %s [correlation %s]", request.path, correlation_id)
-    return jsonify(error="internal error", correlation_id=correlation_id), 500
+    return jsonify(log_unexpected_error(logging.getLogger(__name__), request.path)), 500

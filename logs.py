@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 
 PHONE_PATTERN = re.compile(r"\+?\d[\d ]{7,}(\d{3})")
 SECRET_QUERY_PATTERN = re.compile(r"((?:text|token)=)[^&\s]*")  # AT's cumulative input (holds PINs), webhook tokens
@@ -21,6 +22,14 @@ def mask_phone(phone: str | None) -> str:
         return "-"
     digits = re.sub(r"\D", "", phone)
     return "+…" + digits[-3:] if len(digits) > 3 else "…"
+
+
+def log_unexpected_error(log: logging.Logger, path: str) -> dict[str, str]:
+    """Log the exception being handled with a fresh correlation id; returns the body to answer with, which names the
+    id and nothing of the error (no trace reaches the caller)."""
+    correlation_id = uuid.uuid4().hex[:12]
+    log.exception("unhandled error on %s [correlation %s]", path, correlation_id)
+    return {"error": "internal error", "correlation_id": correlation_id}
 
 
 def redact(message: str) -> str:

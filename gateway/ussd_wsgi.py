@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -26,10 +25,10 @@ from werkzeug.wsgi import get_current_url
 from bootstrap import Services
 from gateway.inbound import receive_messages
 from gateway.messages import WebhookRequest, WebhookResponse
+from logs import log_unexpected_error
 
 logger = logging.getLogger(__name__)
 
-USSD_PATH = "/webhooks/africastalking/ussd"
 FORM_TYPE = "application/x-www-form-urlencoded"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -37,9 +36,12 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class UssdWebhook:
     """WSGI middleware: answers the USSD webhook's ordinary requests itself and passes everything else to `app`."""
 
-    def __init__(self, app: WSGIApp, services: Services, *, max_body_bytes: int, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, app: WSGIApp, services: Services, *, path: str, max_body_bytes: int, headers: Mapping[str, str]
+    ) -> None:
         self.app = app
         self.services = services
+        self.path = path
         self.max_body_bytes = max_body_bytes
         self.headers = list(headers.items())
 
@@ -57,10 +59,8 @@ class UssdWebhook:
         )
         try:
             response = receive_messages(self.services, "at-ussd", webhook)
-        except Exception:  # as the Flask app's error handler answers: logged with an id, no trace to the caller
-            correlation_id = uuid.uuid4().hex[:12]
-            logger.exception("unhandled error on %s [correlation %s]", USSD_PATH, correlation_id)
-            error = {"error": "internal error", "correlation_id": correlation_id}
+        except Exception:  # as the Flask app's error handler answers
+            error = log_unexpected_error(logger, self.path)
             response = WebhookResponse(json.dumps(error), status=500, content_type="application/json")
         payload = response.body.encode()
         status = f"{response.status} {HTTPStatus(response.status).phrase}"
@@ -72,7 +72,7 @@ class UssdWebhook:
 
     def _ordinary_length(self, environ: dict[str, Any]) -> int | None:
         """The body's length when this is a request the handler answers itself, else None (Flask answers it)."""
-        if environ.get("PATH_INFO") != USSD_PATH or environ.get("REQUEST_METHOD") != "POST":
+        if environ.get("PATH_INFO") != self.path or environ.get("REQUEST_METHOD") != "POST":
             return None
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != FORM_TYPE:
             return None

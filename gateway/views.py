@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 blueprint = Blueprint("gateway", __name__, url_prefix="/webhooks")
 
+USSD_ROUTE = "/africastalking/ussd"  # its ordinary hops are answered before Flask (gateway/ussd_wsgi.py)
 MESSAGE_ROUTES = {
-    "/africastalking/ussd": "at-ussd",
+    USSD_ROUTE: "at-ussd",
     "/africastalking/sms": "at-sms",
     "/twilio/sms": "twilio-sms",
     "/telegram": "telegram",
