@@ -172,10 +172,10 @@ def build_context(runner: _EffectRunner, state: State | None, *, starting: bool 
     if config is not None and config.status == "active":
         script = _survey_script(config.scorecard_id, language)
     mode = "officer" if caller.role == "officer" else "self"
-    unread = starting or (state is not None and state.node in SURVEY_NODES)
-    draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None and not unread else None
+    reads_no_rows = starting or (state is not None and state.node in SURVEY_NODES)
+    draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None and not reads_no_rows else None
     pin_status, locked_minutes = (
-        ("active", 0) if unread else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
+        ("active", 0) if reads_no_rows else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
     )
     return Context(
         channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),
