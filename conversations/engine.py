@@ -58,7 +58,7 @@ def advance(state: State | None, event: Event, context: Context, translate: Tran
         if node.on_result is not None:
             outcome = node.on_result(state, event, context, _)
             if isinstance(outcome, Invalid):  # e.g. an id the shell does not know: asked again, and counted
-                asking = replace(state, node=node.fallback or home_node(state, context))
+                asking = state.evolve(node=node.fallback or home_node(state, context))
                 return _invalid(asking, outcome.reason, context, _)
             return _finish(outcome, context, _)
         # The result of a fire-and-forget effect: show the same screen again (now in the current language).
@@ -81,12 +81,12 @@ def _handle_input(state: State, node: Node, text: str, context: Context, _: Tran
         return _show(home, context, _)
     if key == MORE_KEY and not node.free_text:
         if state.page + 1 < _page_count(state, node, context, _):
-            return _show(replace(state, page=state.page + 1, invalid=0), context, _)
+            return _show(state.evolve(page=state.page + 1, invalid=0), context, _)
         return _invalid(state, _("There is nothing more to show."), context, _)
     if key == BACK_KEY:
         if state.page > 0:
             page_count = _page_count(state, node, context, _)
-            return _show(replace(state, page=min(state.page, page_count) - 1, invalid=0), context, _)
+            return _show(state.evolve(page=min(state.page, page_count) - 1, invalid=0), context, _)
         if node.on_back is not None:
             return _finish(node.on_back(state, context, _), context, _)
     if node.on_input is None:
@@ -101,7 +101,7 @@ def _invalid(state: State, reason: str, context: Context, _: Translate) -> Step:
     """Repeat the screen with `reason`; after too many invalid replies in a row, end politely (drafts are kept)."""
     count = state.invalid + 1
     if count < MAX_INVALID_REPLIES:
-        return _show(replace(state, invalid=count, page=0, notice=reason), context, _)
+        return _show(state.evolve(invalid=count, page=0, notice=reason), context, _)
     if state.node in SURVEY_NODES:
         goodbye = _("Too many invalid replies. Your answers are saved: dial again to continue.")
     else:
@@ -114,7 +114,7 @@ def _finish(outcome: Outcome, context: Context, _: Translate) -> Step:
         return _final(outcome.state, outcome.final, outcome.effects, context, _)
     if outcome.wait:
         return Step(outcome.state, (), outcome.effects, finished=False)
-    state = replace(outcome.state, notice=outcome.notice, page=0) if outcome.notice else outcome.state
+    state = outcome.state.evolve(notice=outcome.notice, page=0) if outcome.notice else outcome.state
     return _show(state, context, _, effects=outcome.effects)
 
 
@@ -123,7 +123,7 @@ def _final(state: State, text: str, effects: tuple[Effect, ...], context: Contex
         replies = tuple(Reply(page.text, final=True) for page in _pages(ScreenSpec(text, final=True), context, _))
     else:  # a USSD session ends with exactly one screen
         replies = (Reply(one_screen(text, _budget(context)), final=True),)
-    return Step(replace(state, page=0, invalid=0), replies, effects, finished=True)
+    return Step(state.evolve(page=0, invalid=0), replies, effects, finished=True)
 
 
 def _show(state: State, context: Context, _: Translate, *, effects: tuple[Effect, ...] = ()) -> Step:
@@ -135,7 +135,7 @@ def _show(state: State, context: Context, _: Translate, *, effects: tuple[Effect
     page_index = min(max(state.page, 0), len(pages) - 1)
     page = pages[page_index]
     reply = Reply(page.text, final=spec.final, choices=page.choices)
-    return Step(replace(state, page=page_index), (reply,), effects, finished=spec.final)
+    return Step(state.evolve(page=page_index), (reply,), effects, finished=spec.final)
 
 
 def _screen(state: State, node: Node, context: Context, _: Translate) -> ScreenSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from conversations.dialogue import Context, EffectResult, State, Translate
@@ -89,7 +89,7 @@ def ascii_digits(text: str) -> str:
 
 def goto(state: State, node: str, **changes: Any) -> State:
     """The state moved to `node` (first page, no notice, invalid counter reset), with other `changes`."""
-    return replace(state, node=node, page=0, invalid=0, notice=None, **changes)
+    return state.evolve(node=node, page=0, invalid=0, notice=None, **changes)
 
 
 def home_node(state: State, context: Context) -> str:

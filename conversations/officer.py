@@ -6,8 +6,6 @@ masked by the shell ("Jo*** Ka***") so a borrowed phone does not reveal the clie
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from conversations import survey
 from conversations.dialogue import Context, EffectResult, State, Translate
 from conversations.effects import FindClient
@@ -37,7 +35,7 @@ def _find_input(state: State, text: str, context: Context, _: Translate) -> Outc
     external_id = text.strip()
     if not external_id or len(external_id) > EXTERNAL_ID_MAX or not external_id.isprintable():
         return Invalid(_("Please type the client ID."))
-    waiting = replace(goto(state, "await_client", info_title=external_id), invalid=state.invalid)
+    waiting = goto(state, "await_client", info_title=external_id).evolve(invalid=state.invalid)
     return Outcome(waiting, effects=(FindClient(external_id),), wait=True)
 
 
@@ -52,7 +50,7 @@ def _find_result(state: State, result: EffectResult, context: Context, _: Transl
     draft = result.data.get("draft")
     answers = survey.draft_answers(draft, context.survey) if isinstance(draft, dict) and context.survey else ()
     confirm = goto(state, "confirm_client", client_id=client_id, client_label=label.strip(), answers=answers)
-    return Outcome(replace(confirm, info_title=survey.draft_label(draft) if answers else None))
+    return Outcome(confirm.evolve(info_title=survey.draft_label(draft) if answers else None))
 
 
 def _confirm_screen(state: State, context: Context, _: Translate) -> ScreenSpec:

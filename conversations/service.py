@@ -253,7 +253,7 @@ def _forget_idle_pin(state: State, live: LiveSession, now: datetime) -> State | 
         return state
     if state.node in _ACCOUNT_NODES:
         return None
-    return replace(state, pin_ok=False) if state.pin_ok else state
+    return state.evolve(pin_ok=False) if state.pin_ok else state
 
 
 def _caller(services: Services, session: Session, inbound: Inbound, live: LiveSession | None, now: datetime) -> Caller:

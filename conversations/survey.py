@@ -7,7 +7,6 @@ durable draft at once (`SaveAnswer`), so a dropped USSD session resumes at the f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from conversations.dialogue import Context, EffectResult, State, Translate
@@ -110,7 +109,7 @@ def _resume_input(state: State, text: str, context: Context, _: Translate) -> Ou
         return _gone(state, context, _)
     if choice == 1:
         return Outcome(_next_question(state, -1))
-    fresh = replace(state, answers=(None,) * len(state.answers))
+    fresh = state.evolve(answers=(None,) * len(state.answers))
     return Outcome(goto(fresh, "question", question=0), effects=(DiscardDraft(state.client_id, state.mode),))
 
 
@@ -145,7 +144,7 @@ def _question_input(state: State, text: str, context: Context, _: Translate) -> 
         return Invalid(_invalid_option(_, len(options)))
     answers = list(state.answers)
     answers[state.question] = position
-    answered = replace(state, answers=tuple(answers))
+    answered = state.evolve(answers=tuple(answers))
     save = SaveAnswer(state.client_id, state.question, position, survey.scorecard_id, state.mode)
     following = (
         goto(answered, "review", reviewing=False) if state.reviewing else _next_question(answered, state.question)

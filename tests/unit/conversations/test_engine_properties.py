@@ -4,12 +4,14 @@ keep a PIN in the state."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conversation_kit import JANE, KENYA, OTIENO, SMALL, assert_step_is_sound, identity
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
@@ -129,3 +131,30 @@ def test_random_conversations_never_raise_and_every_reply_fits(context: Context,
         if not step.replies:
             assert step.effects and any(effect.needs_result for effect in step.effects)
     target(float(len(typed_pins)), label="PIN prompts answered")  # steer examples towards the PIN screens
+
+
+def test_a_state_changed_with_evolve_equals_the_one_dataclasses_replace_makes_and_stays_frozen() -> None:
+    start = State(node="survey.question", answers=(1, None, 3), question=1, client_id=7)
+    changed = start.evolve(page=2, notice="Choose 1-3", answers=(1, 2, 3))
+    assert changed == dataclasses.replace(start, page=2, notice="Choose 1-3", answers=(1, 2, 3))
+    assert start.page == 0 and start.answers == (1, None, 3)  # the original is untouched
+    assert State.from_json(changed.to_json()) == changed
+    with pytest.raises(TypeError, match="no field 'pgae'"):
+        start.evolve(pgae=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.page = 3  # type: ignore[misc]
+
+
+def test_a_stored_state_with_values_of_the_wrong_type_falls_back_to_each_fields_default() -> None:
+    stored = State(node="survey.question", answers=(1, 2), client_id=4, notice="x").to_json()
+    stored |= {"page": "2", "answers": [1, "2"], "client_id": True, "notice": 5, "consent_current": "yes"}
+    state = State.from_json(stored)
+    assert (state.node, state.page, state.answers, state.client_id, state.notice) == (
+        "survey.question",
+        0,
+        (),
+        None,
+        None,
+    )
+    assert state.consent_current is None
+    assert State.from_json({**stored, "lines": ["a", "b"], "answers": [None, 3]}).answers == (None, 3)
