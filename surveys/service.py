@@ -10,14 +10,16 @@ an officer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
+from functools import cache
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, Table, bindparam, case, insert, null, select, update
+from sqlalchemy import CursorResult, Table, TextClause, bindparam, case, null, select, text, update
 from sqlalchemy.orm import Session
 
 from accounts.models import Client, Staff
@@ -410,29 +412,43 @@ def _apply_result(
 
 
 def _insert_details(session: Session, survey_id: int, answers: Sequence[int], result: ScoreResult) -> None:
-    """A new survey's answers and per-line results, one Core executemany each: the ORM's unit of work for ~20 new
-    child objects was most of the CPU of the USSD hop that submits a survey (bench/README.md). The survey's
-    `answers` and `line_results` then load from the database when first read."""
+    """A new survey's answers and per-line results, one statement each, their rows sent as one JSON array that the
+    database unpacks. The ORM's unit of work for ~20 new child objects was most of the CPU of the USSD hop that
+    submits a survey, and an executemany of the same rows still cost a third of it (psycopg's per-row work in
+    pipeline mode): bench/README.md. The survey's `answers` and `line_results` load from the database when first
+    read."""
     connection = session.connection()
-    connection.execute(
-        _INSERT_ANSWER,
-        [
-            {"survey_id": survey_id, "question_number": number, "option_position": position}
-            for number, position in enumerate(answers, start=1)
-        ],
-    )
+    answer_rows, line_rows = _detail_inserts(connection.dialect.name)
+    connection.execute(answer_rows, {"survey_id": survey_id, "positions": json.dumps(list(answers))})
     if result.lines:
-        connection.execute(
-            _INSERT_LINE_RESULT,
-            [
-                {"survey_id": survey_id, "line_slug": line.slug, "score": line.score, "likelihood": line.likelihood}
-                for line in result.lines
-            ],
-        )
+        lines = [{"slug": line.slug, "score": line.score, "likelihood": line.likelihood} for line in result.lines]
+        connection.execute(line_rows, {"survey_id": survey_id, "lines": json.dumps(lines)})
 
 
-_INSERT_ANSWER = insert(SurveyAnswer.__table__)  # type: ignore[arg-type]  # a Table: mapped tables are
-_INSERT_LINE_RESULT = insert(SurveyLineResult.__table__)  # type: ignore[arg-type]  # typed as FromClause
+# The JSON arrays as rows: PostgreSQL's json functions, SQLite's json_each (both parse a float's shortest repr back to
+# the same double). Question numbers are the answers' 1-based positions.
+_DETAIL_ROWS = {
+    "postgresql": (
+        "SELECT :survey_id, CAST(answer.number AS INTEGER), CAST(answer.position AS INTEGER)"
+        " FROM json_array_elements_text(CAST(:positions AS JSON)) WITH ORDINALITY AS answer(position, number)",
+        "SELECT :survey_id, line.slug, line.score, line.likelihood"
+        " FROM json_to_recordset(CAST(:lines AS JSON)) AS line(slug TEXT, score INTEGER, likelihood DOUBLE PRECISION)",
+    ),
+    "sqlite": (
+        "SELECT :survey_id, answer.key + 1, answer.value FROM json_each(:positions) AS answer",
+        "SELECT :survey_id, json_extract(line.value, '$.slug'), json_extract(line.value, '$.score'),"
+        " json_extract(line.value, '$.likelihood') FROM json_each(:lines) AS line",
+    ),
+}
+
+
+@cache
+def _detail_inserts(dialect: str) -> tuple[TextClause, TextClause]:
+    answers, lines = _DETAIL_ROWS[dialect]
+    return (
+        text(f"INSERT INTO {SurveyAnswer.__tablename__} (survey_id, question_number, option_position) {answers}"),
+        text(f"INSERT INTO {SurveyLineResult.__tablename__} (survey_id, line_slug, score, likelihood) {lines}"),
+    )
 
 
 def _apply_headline(survey: SurveyResponse, result: ScoreResult, config: PpiConfig | None) -> None:

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from accounts.models import Client
-from scoring.scorecard import parse_bands
+from scoring.loader import load_scorecard
+from scoring.scorecard import parse_bands, score
 from surveys import service
 from surveys.models import SurveyAnswer, SurveyLineResult, SurveyResponse
 from surveys.service import SurveyError
@@ -51,6 +52,25 @@ def test_a_survey_stores_answers_every_line_headline_and_band(session):
         "Very poor",
         date(2024, 6, 1),
     )
+
+
+def test_each_lines_score_and_likelihood_are_stored_exactly_as_the_scorecard_gives_them(session):
+    configure_ppi(session, bands=BANDS)
+    client = make_client(session)
+    answers = [47, 18, 9, 2, 2, 2, 2, 2, 2, 2]
+    expected = score(load_scorecard("KEN-2024"), answers)
+
+    survey_id = record(session, client, answers).id
+    session.expire_all()
+
+    stored = session.scalars(select(SurveyLineResult).where(SurveyLineResult.survey_id == survey_id)).all()
+    assert {(r.line_slug, r.score, r.likelihood) for r in stored} == {
+        (line.slug, line.score, line.likelihood) for line in expected.lines
+    }
+    numbered = session.execute(
+        select(SurveyAnswer.question_number, SurveyAnswer.option_position).where(SurveyAnswer.survey_id == survey_id)
+    )
+    assert sorted(numbered) == list(enumerate(answers, start=1))
 
 
 def test_without_bands_no_band_is_set(session):
