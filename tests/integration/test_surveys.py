@@ -54,7 +54,7 @@ def test_a_survey_stores_answers_every_line_headline_and_band(session):
     )
 
 
-def test_each_lines_score_and_likelihood_are_stored_exactly_as_the_scorecard_gives_them(session):
+def test_each_lines_score_likelihood_and_the_clients_status_are_stored_as_scored(session):
     configure_ppi(session, bands=BANDS)
     client = make_client(session)
     answers = [47, 18, 9, 2, 2, 2, 2, 2, 2, 2]
@@ -71,6 +71,8 @@ def test_each_lines_score_and_likelihood_are_stored_exactly_as_the_scorecard_giv
         select(SurveyAnswer.question_number, SurveyAnswer.option_position).where(SurveyAnswer.survey_id == survey_id)
     )
     assert sorted(numbered) == list(enumerate(answers, start=1))
+    stored_client = session.get(Client, client.id)  # expired above: read again from the database
+    assert (stored_client.poverty_survey_id, stored_client.poverty_date) == (survey_id, date(2024, 6, 1))
 
 
 def test_without_bands_no_band_is_set(session):
