@@ -112,7 +112,12 @@ def validate_file(path: Path) -> list[Finding]:
 
 
 def _directory(directory: Path | None) -> Path:
-    return (directory or DEFAULT_DIRECTORY).resolve()
+    return _DEFAULT_RESOLVED if directory is None else directory.resolve()
+
+
+# Resolved once: `Path.resolve()` walks the path with a system call per part, and the default is resolved on every
+# survey scored (twice on the USSD hop that submits one).
+_DEFAULT_RESOLVED = DEFAULT_DIRECTORY.resolve()
 
 
 def scorecard_path(scorecard_id: str, directory: Path) -> Path:
