@@ -389,3 +389,36 @@ def test_a_back_dated_survey_saved_while_a_newer_one_commits_leaves_the_status_o
         latest = service.client_surveys(session, client_id)[-1]
         assert latest.date_collected == date(2024, 6, 1)
         assert (client.poverty_survey_id, client.poverty_date) == (latest.id, date(2024, 6, 1))
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="concurrent transactions: PostgreSQL")
+def test_a_submission_saved_twice_at_once_is_stored_once_and_both_get_the_same_survey(services) -> None:
+    import threading
+    import time
+
+    with services.transaction() as session:
+        configure_ppi(session)
+        client_id = make_client(session).id
+    first_inserted = threading.Event()
+    saved: dict[str, int] = {}
+
+    def submit(name: str, *, hold: float = 0.0) -> None:
+        with services.transaction() as session:
+            survey = service.create_survey(
+                session, client_id, VERY_POOR, date_collected=date(2024, 6, 1), mode="self", channel="at-ussd",
+                officer_id=None, now=NOW, submission_key="at-ussd:ATUid_twice:1",
+            )  # fmt: skip
+            saved[name] = survey.id
+            if hold:
+                first_inserted.set()
+                time.sleep(hold)  # the first submission's transaction is still open when the second arrives
+
+    first = threading.Thread(target=submit, args=("first",), kwargs={"hold": 0.5})
+    first.start()
+    assert first_inserted.wait(10)
+    submit("second")  # waits on the first one's key, then finds its survey
+    first.join()
+    assert saved["second"] == saved["first"]
+    with services.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(SurveyResponse)) == 1
+        assert session.scalar(select(func.count()).select_from(SurveyAnswer)) == len(VERY_POOR)
