@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -376,9 +377,9 @@ class _EffectRunner:
         return self._client_refs
 
     def client_row(self, client_id: int) -> Client | None:
-        """A client's row, read once per hop."""
+        """A client's row, read once per hop (with a statement built once: `Session.get` builds its query anew)."""
         if client_id not in self._rows:
-            self._rows[client_id] = self.session.get(Client, client_id)
+            self._rows[client_id] = self.session.scalars(_CLIENT_ROW, {"client_id": client_id}).first()
         return self._rows[client_id]
 
     def forget_languages(self) -> None:
@@ -434,6 +435,9 @@ class _EffectRunner:
                 self.session, self.services, self.caller, state, client_row=self.client_row
             )
         return self._languages[key]
+
+
+_CLIENT_ROW = select(Client).where(Client.id == bindparam("client_id"))
 
 
 def _reply_to_json(reply: Reply) -> dict[str, Any]:
