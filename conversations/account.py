@@ -13,6 +13,7 @@ from conversations.dialogue import Context, EffectResult, State, Translate
 from conversations.effects import (
     ActivateAccount,
     ChangePin,
+    CheckPinStatus,
     Effect,
     FetchBalances,
     FetchProgress,
@@ -47,14 +48,22 @@ PIN_ACTIONS = frozenset({*FETCHES, "change_pin"})
 
 
 def require_pin(state: State, context: Context, _: Translate, action: str) -> Outcome:
-    """Run `action` now if the PIN was verified this session; otherwise ask for it (or activate first)."""
+    """Run `action` now if the PIN was verified this session; otherwise find out whether the client has a PIN and
+    whether it is locked (`_pin_status_result`), then ask for it or for the activation code."""
     if state.pin_ok:
         return run_action(state, context, _, action)
-    if context.pin_status == "locked":  # the lock lifts by itself: no trip to the branch
-        return Outcome(goto(state, "end"), final=_locked_text(_, context.pin_locked_minutes))
-    if context.pin_status == "not_set":
-        return Outcome(goto(state, "activation_code", after_pin=action))
-    return Outcome(goto(state, "pin_entry", after_pin=action))
+    if state.client_id is None:  # a shared phone's caller not chosen yet (start_service asks first)
+        return Outcome(goto(state, "who"))
+    waiting = goto(state, "await_pin_status", after_pin=action)
+    return Outcome(waiting, effects=(CheckPinStatus(state.client_id),), wait=True)
+
+
+def _pin_status_result(state: State, result: EffectResult, context: Context, _: Translate) -> Outcome:
+    if result.kind == "pin_active":
+        return Outcome(goto(state, "pin_entry"))
+    if result.kind in ("pin_locked", "pin_needs_activation"):  # as after a wrong PIN: the lock lifts by itself
+        return _pin_result(state, result, context, _)
+    return _unavailable(state, context, _)
 
 
 def run_action(state: State, context: Context, _: Translate, action: str | None) -> Outcome:
@@ -224,6 +233,7 @@ def _info_back(state: State, context: Context, _: Translate) -> Outcome:
 
 
 NODES = (
+    Node("await_pin_status", on_result=_pin_status_result, fallback="menu"),
     Node("pin_entry", _pin_screen, _pin_input, on_back=_to_home, free_text=True),
     Node("await_pin", on_result=_pin_result, fallback="pin_entry"),
     Node("activation_code", _activation_screen, _activation_input, on_back=_to_home, free_text=True),

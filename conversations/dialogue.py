@@ -71,8 +71,6 @@ class Context:
     draft: Mapping[str, Any] | None = None
     show_band_to_client: bool = False
     languages: tuple[tuple[str, str], ...] = ()
-    pin_status: str = "active"
-    pin_locked_minutes: int = 0  # while pin_status is "locked": until the lock lifts by itself
     features: Mapping[str, bool] = field(default_factory=dict)
     sms_max_segments: int = 2
 

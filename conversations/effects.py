@@ -66,6 +66,16 @@ class FindClient(Effect):
 
 
 @dataclass(frozen=True)
+class CheckPinStatus(Effect):
+    """Before a PIN-protected service: is the client's PIN set, and is it locked? Read only when a service asks for
+    the PIN, not on every hop. Results: "pin_active", "pin_locked" {minutes}, "pin_needs_activation" (no PIN set)."""
+
+    kind: ClassVar[str] = "check_pin_status"
+    needs_result: ClassVar[bool] = True
+    client_id: int
+
+
+@dataclass(frozen=True)
 class VerifyPin(Effect):
     """Results: "pin_ok", "pin_wrong" {attempts_left}, "pin_locked" {minutes}, "pin_needs_activation" (no PIN is
     set: an officer reset it since the session began)."""

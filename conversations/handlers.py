@@ -160,10 +160,10 @@ def language_of(
 
 
 def build_context(runner: _EffectRunner, state: State | None, *, starting: bool = False) -> Context:
-    """What the engine needs for this round. A running survey carries its answers in the state and shows no account
-    menu, so its hops read neither the draft nor the client's PIN status: a survey hop reads no row. Nor does a
-    round that starts the dialogue (`starting`: a `Start` event): its first screen, the menu or "who is speaking?",
-    reads neither, and the input that follows is handled in a round of its own, with them."""
+    """What the engine needs for this round. A running survey carries its answers in the state, so its hops do not
+    read the draft: a survey hop reads no row. Nor does a round that starts the dialogue (`starting`: a `Start`
+    event): its first screen, the menu or "who is speaking?", shows no draft, and the input that follows is handled
+    in a round of its own, with it. The PIN status is read only when a service asks for the PIN (`CheckPinStatus`)."""
     caller, services = runner.caller, runner.services
     config = runner.ppi_config()
     client_id = active_client_id(caller, state)
@@ -174,9 +174,6 @@ def build_context(runner: _EffectRunner, state: State | None, *, starting: bool 
     mode = "officer" if caller.role == "officer" else "self"
     reads_no_rows = starting or (state is not None and state.node in SURVEY_NODES)
     draft = runner.drafts.find(client_id, mode, runner.now) if client_id is not None and not reads_no_rows else None
-    pin_status, locked_minutes = (
-        ("active", 0) if reads_no_rows else _pin_status(runner.client_row(client_id) if client_id else None, runner.now)
-    )
     return Context(
         channel=CHANNEL_KIND.get(runner.inbound.channel, "sms"),
         role=caller.role,
@@ -185,8 +182,6 @@ def build_context(runner: _EffectRunner, state: State | None, *, starting: bool 
         draft=_draft_view(draft, language, services) if draft is not None else None,
         show_band_to_client=bool(config and config.show_band_to_client),
         languages=tuple((code, NATIVE_NAMES[code]) for code in SUPPORTED),
-        pin_status=pin_status,
-        pin_locked_minutes=locked_minutes,
         features=_menu_features(services.settings.menu_off),
         sms_max_segments=services.settings.sms_max_segments,
     )
@@ -213,14 +208,6 @@ def _draft_view(draft: Any, language: str, services: Services) -> dict[str, Any]
         "scorecard_id": draft.scorecard_id,
         "started_at": format_date(started.date(), format="d MMM", locale=language),
     }
-
-
-def _pin_status(client: Client | None, now: datetime) -> tuple[str, int]:
-    """(not_set | locked | active, minutes until a lock lifts)."""
-    if client is None or not client.pin_hash:
-        return "not_set", 0
-    minutes = accounts.minutes_locked(client, now)
-    return ("locked", minutes) if minutes else ("active", 0)
 
 
 def names_to_choose_from(names: list[str]) -> list[str]:
@@ -335,6 +322,14 @@ def _find_client(runner: _EffectRunner, effect: Any) -> EffectResult:
     if draft is not None:
         found["draft"] = _draft_view(draft, runner.language(None), runner.services)
     return EffectResult("client_found", found)
+
+
+def _check_pin_status(runner: _EffectRunner, effect: Any) -> EffectResult:
+    client = runner.client_row(effect.client_id)
+    if client is None or not client.pin_hash:
+        return EffectResult("pin_needs_activation")
+    minutes = accounts.minutes_locked(client, runner.now)
+    return EffectResult("pin_locked", {"minutes": minutes}) if minutes else EffectResult("pin_active")
 
 
 def _verify_pin(runner: _EffectRunner, effect: Any) -> EffectResult:
@@ -464,6 +459,7 @@ HANDLERS: dict[str, Callable[[Any, Any], EffectResult | None]] = {
     fx.DiscardDraft.kind: _discard_draft,
     fx.SubmitSurvey.kind: _submit_survey,
     fx.FindClient.kind: _find_client,
+    fx.CheckPinStatus.kind: _check_pin_status,
     fx.VerifyPin.kind: _verify_pin,
     fx.ActivateAccount.kind: _activate,
     fx.StagePin.kind: _stage_pin,

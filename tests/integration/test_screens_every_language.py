@@ -24,6 +24,7 @@ from accounts.corebanking import AccountBalance, StatementLine
 from accounts.presenter import babel_locale, balance_lines, progress_lines, statement_lines
 from consent.service import consent_text
 from conversations.dialogue import ClientRef, Context, EffectResult, Event, Start, State, Step, UserInput
+from conversations.effects import CheckPinStatus
 from conversations.engine import NODES, advance
 from conversations.screens import Budget
 from conversations.scripts import SurveyScript, survey_script
@@ -68,6 +69,7 @@ class Walk:
     translate: Translate
     state: State | None = None
     shown: list[Shown] = field(default_factory=list)
+    pin_status: EffectResult = EffectResult("pin_active")  # the shell's answer to CheckPinStatus
 
     def __post_init__(self) -> None:
         self.base = self.context
@@ -80,11 +82,15 @@ class Walk:
         self.state = step.state
         if step.replies:
             self.shown.append(Shown(step.state.node, step.replies[0].text))
+        if any(isinstance(effect, CheckPinStatus) for effect in step.effects):
+            return self.send(self.pin_status)
         return step
 
-    def start(self, **context_changes: Any) -> Step:
-        """A new session, on the walk's own context with `context_changes`."""
+    def start(self, pin_status: str = "pin_active", **context_changes: Any) -> Step:
+        """A new session, on the walk's own context with `context_changes`, for a client whose PIN status is
+        `pin_status` (pin_active, pin_needs_activation, or locked for 12 minutes: pin_locked)."""
         self.state, self.context = None, replace(self.base, **context_changes)
+        self.pin_status = EffectResult(pin_status, {"minutes": 12} if pin_status == "pin_locked" else {})
         return self.send(Start())
 
     def type(self, *texts: str) -> Step:
@@ -257,12 +263,12 @@ def pin_flow(walk: Walk) -> None:
         walk.start()
         walk.type("2", "4826")
         walk.result("pin_locked", minutes=minutes)
-    walk.start(pin_status="locked")
+    walk.start(pin_status="pin_locked")
     walk.type("2")
 
 
 def activation_flow(walk: Walk) -> None:
-    walk.start(pin_status="not_set")
+    walk.start(pin_status="pin_needs_activation")
     walk.type("7", "!", "ABCD-1234")
     walk.result("activation_bad")
     walk.type("ABCD-1234")
@@ -272,7 +278,7 @@ def activation_flow(walk: Walk) -> None:
     walk.type("4826")
     walk.result("pin_set")
     assert walk.state is not None and walk.state.node == "menu"
-    walk.start(pin_status="not_set")
+    walk.start(pin_status="pin_needs_activation")
     walk.type("2", "ABCD-1234")
     walk.result("activation_ok")
     walk.type("4826")

@@ -354,9 +354,12 @@ def test_an_answer_hop_only_writes_the_answer_to_the_draft(client, services, sur
         assert session.scalars(select(ConversationDraft.answers)).one() == {"0": 1, "1": 1}
 
 
-def test_the_dial_reads_who_is_calling_and_the_settings_but_no_draft(client, services, survey_client):
+def test_the_dial_reads_who_is_calling_and_the_settings_and_the_survey_choice_only_the_draft(
+    client, services, survey_client
+):
     """The first hop shows the menu, which needs neither the draft nor the PIN status: the survey choice on the next
-    hop reads the draft (and still offers to continue it)."""
+    hop reads the draft (and still offers to continue it), and not the client's PIN status, which only a service
+    behind the PIN reads."""
     from sqlalchemy import event
 
     tables: list[str] = []
@@ -377,7 +380,7 @@ def test_the_dial_reads_who_is_calling_and_the_settings_but_no_draft(client, ser
     finally:
         event.remove(services.engine, "before_cursor_execute", listener)
     assert dial_tables == ["staff", "clients", "ppi_settings"]
-    assert "conversation_drafts" in tables
+    assert tables == ["conversation_drafts"]
 
 
 def test_a_language_chosen_mid_session_is_used_for_the_rest_of_that_session(client, services, survey_client):

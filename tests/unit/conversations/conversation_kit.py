@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conversations.dialogue import ClientRef, Context, EffectResult, Event, Start, State, Step, UserInput
+from conversations.effects import CheckPinStatus
 from conversations.engine import advance
 from conversations.screens import Budget
 from conversations.scripts import ScriptQuestion, SurveyScript
@@ -76,12 +77,22 @@ def officer_context(**changes: Any) -> Context:
     return replace(Context(channel="ussd", role="officer", survey=SMALL), **changes)
 
 
+def pin_status_result(pin: str, locked_minutes: int = 0) -> EffectResult:
+    """What the shell answers to `CheckPinStatus` for a client whose PIN is `pin`: active, locked or not_set."""
+    if pin == "locked":
+        return EffectResult("pin_locked", {"minutes": locked_minutes})
+    return EffectResult("pin_needs_activation" if pin == "not_set" else "pin_active")
+
+
 @dataclass
 class Session:
-    """Drives the engine like the shell would, checking after every step that replies fit and state is JSON."""
+    """Drives the engine like the shell would, checking after every step that replies fit and state is JSON. Like
+    the shell, it answers the engine's `CheckPinStatus` at once, from `pin` (active, locked or not_set)."""
 
     context: Context
     translate: Any = identity
+    pin: str = "active"
+    locked_minutes: int = 0
     state: State | None = None
     steps: list[Step] = field(default_factory=list)
 
@@ -91,6 +102,8 @@ class Session:
         self.state = State.from_json(json.loads(json.dumps(step.state.to_json())))
         assert self.state == step.state
         self.steps.append(step)
+        if any(isinstance(effect, CheckPinStatus) for effect in step.effects):
+            return self.send(pin_status_result(self.pin, self.locked_minutes))
         return step
 
     def start(self) -> Step:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
-from conversation_kit import JANE, Session, client_context, effect_kinds
+from conversation_kit import JANE, Session, client_context, effect_kinds, identity
 
+from conversations.dialogue import EffectResult, UserInput
 from conversations.effects import (
     ActivateAccount,
     ChangePin,
+    CheckPinStatus,
     FetchBalances,
     FetchProgress,
     FetchStatement,
@@ -16,10 +18,11 @@ from conversations.effects import (
     StagePin,
     VerifyPin,
 )
+from conversations.engine import advance
 
 
-def _at_menu(**changes: object) -> Session:
-    session = Session(client_context(**changes))
+def _at_menu(pin: str = "active", locked_minutes: int = 0, **changes: object) -> Session:
+    session = Session(client_context(**changes), pin=pin, locked_minutes=locked_minutes)
     session.start()
     return session
 
@@ -79,7 +82,7 @@ def test_a_pin_reset_since_the_session_began_leads_to_activation_not_to_wrong_pi
 
 def _new_pin_staged(pin: str) -> Session:
     """A client activates their account and chooses `pin`; the shell has staged it, waiting for the confirmation."""
-    session = _at_menu(pin_status="not_set")
+    session = _at_menu(pin="not_set")
     session.type("2", "AB12CD")
     session.result("activation_ok")
     session.type(pin)
@@ -112,10 +115,35 @@ def test_locked_pin_ends_the_session_with_the_wait() -> None:
 
 
 def test_already_locked_pin_is_not_asked_for_and_the_wait_is_given() -> None:
-    session = _at_menu(pin_status="locked", pin_locked_minutes=12)
+    session = _at_menu(pin="locked", locked_minutes=12)
     step = session.type("2")
     assert step.finished and not step.effects
     assert step.replies[0].text == "Too many wrong PINs. Try again in 12 minutes."
+
+
+def test_the_pin_status_is_asked_of_the_shell_only_when_a_service_needs_the_pin() -> None:
+    session = _at_menu()
+    assert not any(effect_kinds(step) for step in session.steps)  # the menu needed no PIN status
+    session.type("2")
+    asked, answered = session.steps[-2:]
+    assert asked.effects == (CheckPinStatus(JANE.id),) and asked.replies == () and not asked.finished
+    assert "Enter your PIN" in answered.replies[0].text
+    session.type("4826")
+    session.result("pin_ok")
+    session.result("lines", lines=["Savings: KES 1,200"])
+    session.type("00", "3")  # verified this session: no second check
+    assert session.steps[-1].effects == (FetchStatement(JANE.id),)
+    assert effect_kinds(session.steps[-1]) == ["fetch_statement"]
+
+
+def test_a_pin_status_the_shell_could_not_read_returns_to_the_menu_with_a_reason() -> None:
+    context = client_context()
+    menu = _at_menu().state
+    asked = advance(menu, UserInput("2"), context, identity)
+    assert asked.state.node == "await_pin_status"
+    step = advance(asked.state, EffectResult("service_unavailable"), context, identity)
+    assert "not available right now" in step.replies[0].text and "1 PPI survey" in step.replies[0].text
+    assert not step.finished and step.state.after_pin is None
 
 
 def test_unavailable_core_banking_returns_to_menu_with_a_reason() -> None:
@@ -127,7 +155,7 @@ def test_unavailable_core_banking_returns_to_menu_with_a_reason() -> None:
 
 
 def test_pin_not_set_offers_activation_then_new_pin_twice() -> None:
-    session = _at_menu(pin_status="not_set")
+    session = _at_menu(pin="not_set")
     session.type("2")
     assert "activation code" in session.screen
     assert session.type("AB12CD").effects == (ActivateAccount(JANE.id, "AB12CD"),)
@@ -142,7 +170,7 @@ def test_pin_not_set_offers_activation_then_new_pin_twice() -> None:
 
 
 def test_bad_activation_code_asks_again() -> None:
-    session = _at_menu(pin_status="not_set")
+    session = _at_menu(pin="not_set")
     session.type("2", "ZZZZ")
     step = session.result("activation_bad")
     assert "That code is not valid." in step.replies[0].text
@@ -156,7 +184,7 @@ def test_confirmation_that_does_not_match_starts_the_new_pin_again() -> None:
 
 
 def test_weak_pin_rejected_by_the_shell_shows_its_reason() -> None:
-    session = _at_menu(pin_status="not_set")
+    session = _at_menu(pin="not_set")
     session.type("2", "AB12CD")
     session.result("activation_ok")
     session.type("1234")
@@ -177,7 +205,7 @@ def test_change_pin_verifies_the_old_pin_then_asks_twice() -> None:
 
 
 def test_no_pin_ever_reaches_state_or_replies() -> None:
-    session = _at_menu(pin_status="not_set")
+    session = _at_menu(pin="not_set")
     session.type("7", "AB12CD")
     session.result("activation_ok")
     session.type("5839")

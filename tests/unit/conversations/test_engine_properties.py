@@ -57,7 +57,7 @@ RESULT_KINDS = (
     "pin_ok", "pin_wrong", "pin_locked", "activation_ok", "activation_bad", "pin_staged", "pin_set", "pin_mismatch",
     "pin_rejected", "lines", "service_unavailable", "consent_text", "consent_recorded", "language_set",
     "survey_submitted", "client_found", "client_not_found", "answer_saved", "pin_needs_activation", "pin_stage_expired",
-    "nonsense",
+    "pin_active", "nonsense",
 )  # fmt: skip
 
 wordy = st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs")), max_size=200)
@@ -75,7 +75,6 @@ contexts = st.builds(
     draft=st.one_of(st.none(), st.just({"answers": {"0": 1, "1": 2}, "started_at": "3 May"}), st.just({"x": 1})),
     show_band_to_client=st.booleans(),
     languages=st.just((("en", "English"), ("sw", "Kiswahili"), ("ar", "العربية"))),
-    pin_status=st.sampled_from(["active", "not_set", "locked"]),
     sms_max_segments=st.integers(1, 3),
 )
 pins = st.from_regex(r"[5-9]{6}", fullmatch=True)
