@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import redis
 from sqlalchemy import JSON, DateTime, TextClause, bindparam, delete, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
 from conversations.models import ConversationDraft
@@ -206,13 +206,14 @@ class LiveSessionStore:
         held.locked = False
 
 
-# Built once (a draft is looked up on the first hops of every session). `save_answer` writes with a statement, behind
-# the session's back: the row is always taken as stored.
-_FIND_DRAFT = (
-    select(ConversationDraft)
-    .where(ConversationDraft.client_id == bindparam("client_id"), ConversationDraft.mode == bindparam("mode"))
-    .execution_options(populate_existing=True)
-)
+# Built once (a draft is looked up on the first hops of every session). The columns a draft is shown and resumed
+# with, as a row: `save_answer` writes with a statement, behind any ORM session's back, so no object would be current.
+_FIND_DRAFT = select(
+    ConversationDraft.answers,
+    ConversationDraft.scorecard_id,
+    ConversationDraft.started_at,
+    ConversationDraft.expires_at,
+).where(ConversationDraft.client_id == bindparam("client_id"), ConversationDraft.mode == bindparam("mode"))
 
 # Built once too, and without the ORM's matching of the deleted row against the objects the session holds (this
 # repository forgets the draft it found itself).
@@ -231,12 +232,20 @@ class DraftRepository:
     def __init__(self, session: Session, *, autocommit: Engine | None = None) -> None:
         self.session = session
         self.autocommit = autocommit
-        self._found: dict[tuple[int, str], ConversationDraft | None] = {}
+        self._found: dict[tuple[int, str], Row[Any] | None] = {}
 
-    def find(self, client_id: int, mode: str, now: datetime) -> ConversationDraft | None:
+    def find(self, client_id: int, mode: str, now: datetime) -> Row[Any] | None:
+        """The draft's answers, scorecard_id, started_at and expires_at, or None (none, or expired). Read in autocommit
+        when the hop's transaction has not begun (the survey choice: its only statement), so that hop costs one round
+        trip, not BEGIN, SELECT and COMMIT; inside the transaction otherwise, so it sees the hop's own writes."""
         key = (client_id, mode)
         if key not in self._found:
-            self._found[key] = self.session.scalar(_FIND_DRAFT, {"client_id": client_id, "mode": mode})
+            parameters = {"client_id": client_id, "mode": mode}
+            if self.autocommit is None or self.session.in_transaction():
+                self._found[key] = self.session.execute(_FIND_DRAFT, parameters).first()
+            else:
+                with self.autocommit.connect() as connection:
+                    self._found[key] = connection.execute(_FIND_DRAFT, parameters).first()
         draft = self._found[key]
         return None if draft is None or _expired(draft, now) else draft
 
@@ -322,5 +331,5 @@ def _driver_upsert(engine: Engine) -> DriverStatement:
     return statement
 
 
-def _expired(draft: ConversationDraft, now: datetime) -> bool:
+def _expired(draft: Row[Any], now: datetime) -> bool:
     return as_utc(draft.expires_at) <= now

@@ -358,16 +358,24 @@ def test_the_dial_reads_who_is_calling_and_the_settings_and_the_survey_choice_on
     client, services, survey_client
 ):
     """The first hop shows the menu, which needs neither the draft nor the PIN status: the survey choice on the next
-    hop reads the draft (and still offers to continue it), and not the client's PIN status, which only a service
-    behind the PIN reads."""
+    hop reads the draft (and still offers to continue it), in autocommit as the hop's only statement, and not the
+    client's PIN status, which only a service behind the PIN reads."""
     from sqlalchemy import event
 
-    tables: list[str] = []
+    tables: list[tuple[str, str]] = []
 
-    def listener(*args: object) -> None:
-        tables.append(" ".join(str(args[2]).split()).split(" FROM ")[1].split()[0])
+    def listener_for(pool: str):
+        def listener(*args: object) -> None:
+            tables.append((pool, " ".join(str(args[2]).split()).split(" FROM ")[1].split()[0]))
 
-    event.listen(services.engine, "before_cursor_execute", listener)
+        return listener
+
+    listeners = [
+        (services.engine, listener_for("transaction")),
+        (services.autocommit_engine, listener_for("autocommit")),
+    ]
+    for engine, listener in listeners:
+        event.listen(engine, "before_cursor_execute", listener)
     try:
         phone = Phone(client)
         assert phone.dial().startswith("CON Main menu")
@@ -378,9 +386,10 @@ def test_the_dial_reads_who_is_calling_and_the_settings_and_the_survey_choice_on
         tables[:] = []
         assert "1 Continue" in phone.send("1")
     finally:
-        event.remove(services.engine, "before_cursor_execute", listener)
-    assert dial_tables == ["staff", "clients", "ppi_settings"]
-    assert tables == ["conversation_drafts"]
+        for engine, listener in listeners:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert dial_tables == [("transaction", "staff"), ("transaction", "clients"), ("transaction", "ppi_settings")]
+    assert tables == [("autocommit", "conversation_drafts")]
 
 
 def test_a_language_chosen_mid_session_is_used_for_the_rest_of_that_session(client, services, survey_client):
