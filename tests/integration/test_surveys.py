@@ -359,14 +359,19 @@ def test_surveys_are_committed_with_the_status(services):
         )
 
 
+def _committed_client(services) -> int:
+    """A client of an MFI with PPI configured, committed, for tests that save surveys from two transactions."""
+    with services.transaction() as session:
+        configure_ppi(session)
+        return make_client(session).id
+
+
 @pytest.mark.skipif(TEST_DATABASE_URL is None, reason="concurrent transactions: PostgreSQL")
 def test_a_back_dated_survey_saved_while_a_newer_one_commits_leaves_the_status_on_the_newer(services) -> None:
     import threading
     import time
 
-    with services.transaction() as session:
-        configure_ppi(session)
-        client_id = make_client(session).id
+    client_id = _committed_client(services)
     newer_flushed = threading.Event()
 
     def record(on: date, answers: list[int], *, hold: float = 0.0) -> None:
@@ -396,9 +401,7 @@ def test_a_submission_saved_twice_at_once_is_stored_once_and_both_get_the_same_s
     import threading
     import time
 
-    with services.transaction() as session:
-        configure_ppi(session)
-        client_id = make_client(session).id
+    client_id = _committed_client(services)
     first_inserted = threading.Event()
     saved: dict[str, int] = {}
 
