@@ -47,15 +47,13 @@ FETCHES: dict[str, tuple[type[FetchBalances | FetchStatement | FetchProgress], s
 PIN_ACTIONS = frozenset({*FETCHES, "change_pin"})
 
 
-def require_pin(state: State, context: Context, _: Translate, action: str) -> Outcome:
+def require_pin(state: State, context: Context, _: Translate, action: str, client_id: int) -> Outcome:
     """Run `action` now if the PIN was verified this session; otherwise find out whether the client has a PIN and
     whether it is locked (`_pin_status_result`), then ask for it or for the activation code."""
     if state.pin_ok:
         return run_action(state, context, _, action)
-    if state.client_id is None:  # a shared phone's caller not chosen yet (start_service asks first)
-        return Outcome(goto(state, "who"))
     waiting = goto(state, "await_pin_status", after_pin=action)
-    return Outcome(waiting, effects=(CheckPinStatus(state.client_id),), wait=True)
+    return Outcome(waiting, effects=(CheckPinStatus(client_id),), wait=True)
 
 
 def _pin_status_result(state: State, result: EffectResult, context: Context, _: Translate) -> Outcome:

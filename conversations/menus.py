@@ -87,7 +87,7 @@ def start_service(state: State, context: Context, _: Translate, service: str) ->
         return preferences.begin_consent(state, context, _)
     if service == "language":
         return preferences.begin_language(state, context, _)
-    return account.require_pin(state, context, _, service)
+    return account.require_pin(state, context, _, service, state.client_id)
 
 
 def _menu_back(state: State, context: Context, _: Translate) -> Outcome:

@@ -241,10 +241,11 @@ class DraftRepository:
         key = (client_id, mode)
         if key not in self._found:
             parameters = {"client_id": client_id, "mode": mode}
-            if self.autocommit is None or self.session.in_transaction():
+            engine = self._on_its_own()
+            if engine is None:
                 self._found[key] = self.session.execute(_FIND_DRAFT, parameters).first()
             else:
-                with self.autocommit.connect() as connection:
+                with engine.connect() as connection:
                     self._found[key] = connection.execute(_FIND_DRAFT, parameters).first()
         draft = self._found[key]
         return None if draft is None or _expired(draft, now) else draft
@@ -277,11 +278,17 @@ class DraftRepository:
             "officer_id": officer_id,
             "expires_at": now + timedelta(days=ttl_days),
         }
-        if self.autocommit is None or self.session.in_transaction():
+        engine = self._on_its_own()
+        if engine is None:
             self.session.execute(_upsert_answer(self.session.get_bind().dialect.name), parameters)
         else:
-            _driver_upsert(self.autocommit).run(parameters)
+            _driver_upsert(engine).run(parameters)
         self._found.pop((client_id, mode), None)
+
+    def _on_its_own(self) -> Engine | None:
+        """The autocommit engine to run a read or write on its own, or None when it joins the hop's transaction:
+        the transaction has begun (so it sees, or commits with, the hop's other writes), or there is no such engine."""
+        return None if self.session.in_transaction() else self.autocommit
 
     def discard(self, client_id: int, mode: str) -> None:
         self.session.execute(_DISCARD_DRAFT, {"client_id": client_id, "mode": mode})
