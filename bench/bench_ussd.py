@@ -1,7 +1,7 @@
 """Benchmark: the USSD hop under load, against the bare-Flask ceiling, then a profile of one survey's hops.
 
 Run: .venv/bin/python bench/bench_ussd.py [--sessions 400] [--concurrency 50] [--worker-class sync gthread]
-     [--workers 2] [--profile-sessions 20] [--think 0] [--stagger 1]
+     [--workers 2] [--profile-sessions 20] [--think 0] [--stagger 1] [--driver python|wrk] [--wrk-seconds 10]
 
 For each gunicorn worker class asked for (2 workers, 127.0.0.1, APP_ENV=production on PostgreSQL + Redis), 50
 concurrent simulated phones each complete a KEN-2024 PPI survey with a distinct client (13 hops: dial, 1 = survey,
@@ -13,6 +13,12 @@ stay in lockstep (see `common.drive`). Afterwards every survey must be
 in PostgreSQL (SurveyResponse = completed sessions, SurveyAnswer = 10 per survey, no draft left). Last, the hops of
 `--profile-sessions` surveys run in-process through Flask's test client on the same PostgreSQL and Redis under
 cProfile, counting SQL statements and Redis round trips per hop, to show where the time goes.
+
+`--driver wrk` drives the same load from wrk instead (`ussd_survey.lua`: 50 lanes, one connection each, every lane
+completing surveys one after another for `--wrk-seconds`), app and ceiling alike. The Python driver spends about as
+much CPU per request as the bare ceiling does, on the same two cores; wrk a fraction of it, so its figures are
+nearer what the server alone can do. Its latency covers every kind of hop together, and the durability check allows
+for the hops wrk cut off when it stopped.
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ HOPS_PER_SURVEY = QUESTIONS + 3
 # for seconds after the stagger, as the app's are.
 CEILING_SESSIONS = 3000
 PHONE_BASE = 254_700_100_000
+WRK_SCRIPT = Path(__file__).resolve().parent / "ussd_survey.lua"
+WRK_MODES = {"app": "survey", "ceiling": "ceiling"}
+# wrk runs for a time, not a number of surveys: enough clients that no lane takes a second survey with one of them
+# (about 1,100 surveys in 10 s with 3 sync workers on this machine).
+WRK_MIN_PHONES = 2500
+ISSUE_CEILING = 5900  # the bare endpoint "with wrk and 2 gunicorn workers on this 2-core machine", in issue #4
 
 
 def seed_survey_clients(services: Any, count: int, *, first: int = 0) -> list[str]:
@@ -154,6 +166,44 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     }
 
 
+def run_class_wrk(args: argparse.Namespace, worker_class: str, folder: Path) -> dict[str, Any]:
+    """The same load driven by wrk (`ussd_survey.lua`), app and ceiling alike: one connection per lane."""
+    database_url = common.fresh_database(DATABASE)
+    redis_url = common.fresh_redis(REDIS_DB)
+    services = common.bench_services(database_url, redis_url)
+    phones_per_lane = math.ceil(max(args.sessions, WRK_MIN_PHONES) / args.concurrency)
+    seed_survey_clients(services, phones_per_lane * args.concurrency)
+    threads = args.threads if worker_class == "gthread" else 1
+    env = common.server_env(database_url, redis_url)
+    server_times = folder / f"server-times-wrk-{worker_class}"
+    server_times.mkdir()
+    env[common.SERVER_TIMES_ENV] = str(server_times)
+    server_options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
+    runs = {}
+    for name, target in (("app", "common:guarded_app()"), ("ceiling", "common:ceiling_app()")):
+        lanes = [str(PHONE_BASE), str(args.concurrency), str(phones_per_lane), str(QUESTIONS), WRK_MODES[name]]
+        with Gunicorn(target, env, **server_options) as server:
+            runs[name] = common.run_wrk(
+                server.url + common.USSD_PATH,
+                connections=args.concurrency,
+                threads=args.concurrency,
+                seconds=args.wrk_seconds,
+                script=WRK_SCRIPT,
+                script_args=lanes,
+            )
+    counts = durable_counts(services)
+    services.dispose()
+    in_app = common.read_server_times(server_times, None)
+    return {
+        "class": worker_class,
+        "threads": threads,
+        "workers": args.workers,
+        **runs,
+        "counts": counts,
+        "in_app": in_app,
+    }
+
+
 def drive_lanes(args: argparse.Namespace, url: str, sessions: list[common.Job]) -> Recorder:
     return asyncio.run(
         common.drive(url, sessions, concurrency=args.concurrency, seconds=args.seconds, stagger=args.stagger)
@@ -199,6 +249,50 @@ def report_class(result: dict[str, Any]) -> bool:
     if app_run.errors:
         print(f"  first errors: {app_run.errors[:3]}")
     return durable and not app_run.errors
+
+
+def report_wrk(result: dict[str, Any]) -> bool:
+    app, ceiling, counts = result["app"], result["ceiling"], result["counts"]
+    label = f"{result['class']}" + (f" x{result['threads']} threads" if result["class"] == "gthread" else "")
+    print(f"\n== gunicorn {result['workers']} workers, {label}; driven by wrk, one connection per lane ==")
+    if math.isnan(app["per_second"]):
+        print("  wrk is not installed: nothing measured")
+        return False
+    for name, run in (("USSD survey hops", app), ("ceiling, the same wrk script", ceiling)):
+        print(
+            f"  {name}: {run['per_second']:,.0f}/s, p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
+            f"errors {run['errors']:.0f}"
+        )
+    print("    (latency at wrk, every kind of hop together; the hop's time inside the app, p50:)")
+    in_app = _in_app_by_hop(result["in_app"])
+    for hop in ("dial", "open survey", "answer", "submit"):
+        wall, cpu = in_app.get(hop, (math.nan, math.nan))
+        print(f"    {hop:<12} in the app {wall:4.1f} ms, {cpu:4.1f} ms of CPU")
+    share, of_issue = app["per_second"] / ceiling["per_second"], app["per_second"] / ISSUE_CEILING
+    print(
+        f"  throughput vs ceiling: {share:.0%} of the same wrk script's (target 25%); "
+        f"{of_issue:.0%} of the {ISSUE_CEILING:,} req/s the issue measured"
+    )
+    print(f"  p99 {app['p99_ms']:.0f} ms (target < 100 ms)")
+    return _wrk_durable(app, counts) and app["bad"] == 0 and app["errors"] == 0
+
+
+def _wrk_durable(app: dict[str, float], counts: dict[str, int]) -> bool:
+    """Every survey wrk saw end is saved with its answers, and every lane cut off mid-survey has its draft. A hop
+    in flight when wrk stopped may or may not have been applied: the bounds allow for it (`ussd_survey.lua`)."""
+    completed, cut = int(app["completed"]), int(app["submits_cut"])
+    durable = (
+        completed <= counts["surveys"] <= completed + cut
+        and counts["answers"] == QUESTIONS * counts["surveys"]
+        and app["drafts_min"] <= counts["drafts"] <= app["drafts_max"]
+    )
+    print(
+        f"  durable: {completed} surveys completed ({cut} more cut off while submitting) -> {counts['surveys']} "
+        f"SurveyResponse, {counts['answers']} SurveyAnswer; {counts['drafts']} drafts left by the lanes cut off "
+        f"mid-survey ({app['drafts_min']:.0f}-{app['drafts_max']:.0f} expected): {'OK' if durable else 'MISMATCH'}; "
+        f"unexpected screens {app['bad']:.0f}"
+    )
+    return durable
 
 
 def _in_app_by_hop(rows: list[tuple[int, float, float]]) -> dict[str, tuple[float, float]]:
@@ -357,6 +451,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the issue's ceiling uses 2)")
     parser.add_argument("--seconds", type=float, default=240, help="time cap of each load run")
+    parser.add_argument(
+        "--driver",
+        choices=["python", "wrk"],
+        default="python",
+        help="python: the aiohttp driver, timed per kind of hop; wrk: the same load from wrk (ussd_survey.lua), "
+        "which costs the two cores far less",
+    )
+    parser.add_argument("--wrk-seconds", type=float, default=10, help="length of each wrk run")
     parser.add_argument("--profile-sessions", type=int, default=20, help="surveys to profile (0: skip)")
     parser.add_argument(
         "--profile-only", action="store_true", help="skip the gunicorn runs; profile, then time hops in-process"
@@ -367,7 +469,10 @@ def main() -> None:
     ok = True
     with tempfile.TemporaryDirectory() as folder:
         for worker_class in [] if args.profile_only else args.worker_class:
-            ok = report_class(run_class(args, worker_class, Path(folder))) and ok
+            if args.driver == "wrk":
+                ok = report_wrk(run_class_wrk(args, worker_class, Path(folder))) and ok
+            else:
+                ok = report_class(run_class(args, worker_class, Path(folder))) and ok
     if args.profile_sessions:
         profile_hops(args)
     sys.exit(0 if ok else 1)

@@ -18,13 +18,14 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -666,21 +667,35 @@ async def drive(
     return recorder
 
 
-def run_wrk(url: str, *, connections: int, seconds: int, script: Path | None = None) -> dict[str, float]:
-    """The bare ceiling with wrk (if installed): requests/s and p50/p99 latency in ms."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+def run_wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    script: Path | None = None,
+    threads: int = 2,
+    script_args: Sequence[str] = (),
+) -> dict[str, float]:
+    """Load from wrk (if installed): requests/s, p50/p99 latency in ms, socket errors and non-2xx answers, and the
+    `name=value` counts a script's done() prints on a line that starts "lanes:" (see ussd_survey.lua)."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
-    result = {"per_second": math.nan, "p50_ms": math.nan, "p99_ms": math.nan}
+    result = {"per_second": math.nan, "p50_ms": math.nan, "p99_ms": math.nan, "errors": 0.0}
     if shutil.which("wrk") is None:
         return result
-    output = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    command += [url, *(["--", *script_args] if script_args else [])]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
     for line in output.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
             result["per_second"] = float(parts[1])
         elif len(parts) == 2 and parts[0] in ("50%", "99%"):
             result["p50_ms" if parts[0] == "50%" else "p99_ms"] = _wrk_ms(parts[1])
+        elif line.strip().startswith(("Socket errors:", "Non-2xx")):
+            result["errors"] += sum(int(n) for n in re.findall(r"\d+", line.split(":", 1)[1]))
+        elif line.startswith("lanes:"):
+            result.update({name: float(value) for name, value in (part.split("=") for part in parts[1:])})
     return result
 
 
