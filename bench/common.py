@@ -35,7 +35,9 @@ BENCH = ROOT / "bench"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VENV_BIN = ROOT / ".venv" / "bin"
+# The servers and workers run from the virtual environment of the Python running the benchmark (.venv, or one
+# made on another interpreter to compare builds of CPython).
+VENV_BIN = Path(sys.executable).parent
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 REDIS_SERVER = "redis://127.0.0.1:6379"
 USSD_PATH = "/webhooks/africastalking/ussd"
