@@ -144,10 +144,11 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
     ceiling_phones = (phones[n % len(phones)] for n in range(max(len(phones), CEILING_SESSIONS)))
     ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}", args.think) for n, phone in enumerate(ceiling_phones)]
     server_options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
-    with Gunicorn("common:guarded_app()", env, **server_options) as server:
+    with Gunicorn("common:guarded_app()", env, **server_options) as server, common.cpu_use() as app_cpu:
         app_run = drive_lanes(args, server.url, sessions)
     with Gunicorn("common:ceiling_app()", env, **server_options) as ceiling:
-        ceiling_run = drive_lanes(args, ceiling.url, ceiling_sessions)
+        with common.cpu_use() as ceiling_cpu:
+            ceiling_run = drive_lanes(args, ceiling.url, ceiling_sessions)
         wrk = common.run_wrk(
             ceiling.url + common.USSD_PATH, connections=args.concurrency, seconds=10, script=write_wrk_script(folder)
         )
@@ -163,6 +164,7 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
         "wrk": wrk,
         "counts": counts,
         "in_app": in_app,
+        "cpu": {"app": app_cpu, "ceiling": ceiling_cpu},
     }
 
 
@@ -179,10 +181,10 @@ def run_class_wrk(args: argparse.Namespace, worker_class: str, folder: Path) -> 
     server_times.mkdir()
     env[common.SERVER_TIMES_ENV] = str(server_times)
     server_options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
-    runs = {}
+    runs, cpu = {}, {}
     for name, target in (("app", "common:guarded_app()"), ("ceiling", "common:ceiling_app()")):
         lanes = [str(PHONE_BASE), str(args.concurrency), str(phones_per_lane), str(QUESTIONS), WRK_MODES[name]]
-        with Gunicorn(target, env, **server_options) as server:
+        with Gunicorn(target, env, **server_options) as server, common.cpu_use() as cpu[name]:
             runs[name] = common.run_wrk(
                 server.url + common.USSD_PATH,
                 connections=args.concurrency,
@@ -201,6 +203,7 @@ def run_class_wrk(args: argparse.Namespace, worker_class: str, folder: Path) -> 
         **runs,
         "counts": counts,
         "in_app": in_app,
+        "cpu": cpu,
     }
 
 
@@ -237,6 +240,7 @@ def report_class(result: dict[str, Any]) -> bool:
             f"    {hop:<12} p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms  ({s['requests']:,} hops);"
             f"  in the app {wall:4.1f} ms, {cpu:4.1f} ms of CPU"
         )
+    print_cpu(result["cpu"], result["app"].summary()["per_second"], result["ceiling"].summary()["per_second"])
     ratio_driver = app_run.summary()["per_second"] / ceiling_run.summary()["per_second"]
     ratio_wrk = app_run.summary()["per_second"] / wrk["per_second"]
     durable = counts["surveys"] == completed and counts["answers"] == QUESTIONS * completed and counts["drafts"] == 0
@@ -268,6 +272,7 @@ def report_wrk(result: dict[str, Any]) -> bool:
     for hop in ("dial", "open survey", "answer", "submit"):
         wall, cpu = in_app.get(hop, (math.nan, math.nan))
         print(f"    {hop:<12} in the app {wall:4.1f} ms, {cpu:4.1f} ms of CPU")
+    print_cpu(result["cpu"], app["per_second"], ceiling["per_second"])
     share, of_issue = app["per_second"] / ceiling["per_second"], app["per_second"] / ISSUE_CEILING
     print(
         f"  throughput vs ceiling: {share:.0%} of the same wrk script's (target 25%); "
@@ -293,6 +298,12 @@ def _wrk_durable(app: dict[str, float], counts: dict[str, int]) -> bool:
         f"unexpected screens {app['bad']:.0f}"
     )
     return durable
+
+
+def print_cpu(cpu: dict[str, common.CpuUse], app_per_second: float, ceiling_per_second: float) -> None:
+    """The machine's CPU by kind of process during each whole run (its ramp included), and per request."""
+    print(f"  CPU during the app's run: {cpu['app'].line(app_per_second)}")
+    print(f"  CPU during the ceiling's run: {cpu['ceiling'].line(ceiling_per_second)}")
 
 
 def _in_app_by_hop(rows: list[tuple[int, float, float]]) -> dict[str, tuple[float, float]]:

@@ -193,6 +193,71 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds each kind of process used over a stretch of time (`cpu_use`), and the stretch's length."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def line(self, per_second: float) -> str:
+        """ "web 127%, PostgreSQL 29%, ... (of 200%); per hop: web 0.97 ms, ..." for a run of `per_second` hops/s."""
+        busy = sorted(((kind, s) for kind, s in self.seconds.items() if kind != "idle"), key=lambda item: -item[1])
+        shares = ", ".join(f"{kind} {s / self.elapsed:.0%}" for kind, s in [*busy, ("idle", self.seconds["idle"])])
+        per_hop = ", ".join(f"{kind} {s / self.elapsed / per_second * 1000:.2f} ms" for kind, s in busy)
+        return f"{shares} (of {os.cpu_count() or 1}00%); per hop: {per_hop}"
+
+
+@contextlib.contextmanager
+def cpu_use() -> Iterator[CpuUse]:
+    """The machine's CPU by kind of process (web workers, PostgreSQL, Redis, the load driver, the rest, idle) while
+    the block runs, read from /proc: where a hop's time goes outside the app, which no in-process profile shows."""
+    use = CpuUse()
+    before, idle_before, started = _cpu_by_process(), _idle_seconds(), time.perf_counter()
+    yield use
+    after, idle_after, use.elapsed = _cpu_by_process(), _idle_seconds(), time.perf_counter() - started
+    for pid, (kind, seconds) in after.items():
+        use.seconds[kind] = use.seconds.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    use.seconds["idle"] = idle_after - idle_before
+
+
+def _cpu_by_process() -> dict[int, tuple[str, float]]:
+    """{pid: (kind, user + system CPU seconds so far)} of every process this container can see."""
+    processes = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        if int(entry.name) == os.getpid():  # with the children it has waited for: wrk has exited by the end
+            seconds += (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+        processes[int(entry.name)] = (_process_kind(int(entry.name), name, command), seconds)
+    return processes
+
+
+def _process_kind(pid: int, name: str, command: bytes) -> str:
+    if name.startswith("postgres"):
+        return "PostgreSQL"
+    if name.startswith("redis"):
+        return "Redis"
+    if name == "wrk" or pid == os.getpid():
+        return "driver"
+    return "web" if b"gunicorn" in command else "other"
+
+
+def _idle_seconds() -> float:
+    """Idle CPU seconds of the whole machine so far (all cores; /proc/stat's fourth field)."""
+    return int(Path("/proc/stat").read_text().split(maxsplit=5)[4]) / CLOCK_TICKS
+
+
 def wait_until(check: Callable[[], bool], *, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
