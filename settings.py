@@ -75,6 +75,8 @@ class Settings:
     fineract_username: str = ""
     fineract_password: str = ""
     fineract_timeout_seconds: float = 3.0
+    fineract_breaker_failures: int = 5  # failed calls in a row after which no process calls Fineract ...
+    fineract_breaker_seconds: int = 30  # ... for this long (its callers get the last-known balance at once)
 
     portal_url: str = ""
     portal_secret: str = ""
@@ -129,6 +131,8 @@ class Settings:
             raise SettingsError("PORTAL_URL is set without PORTAL_SECRET: the feed would be signed with an empty key")
         if self.database_statement_timeout_ms < 0:
             raise SettingsError("DATABASE_STATEMENT_TIMEOUT_MS must be 0 (no limit) or more")
+        if self.fineract_breaker_failures < 1 or self.fineract_breaker_seconds < 1:
+            raise SettingsError("FINERACT_BREAKER_FAILURES and FINERACT_BREAKER_SECONDS must be at least 1")
         if not 1 <= self.sms_max_segments <= 10:
             raise SettingsError(f"SMS_MAX_SEGMENTS must be 1 to 10, not {self.sms_max_segments}")
         from conversations.menus import switched_off  # the menu's names live with the menu

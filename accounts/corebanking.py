@@ -3,7 +3,9 @@
 The conversation shell asks `build_core_banking(services, session)` for an adapter and calls `balances(client)` /
 `statement(client)`; it never knows which system answered. Remote systems fail and are slow, so the Fineract adapter
 is wrapped in `CachedCoreBanking`: a short cache spares repeated calls within a USSD session, and a long-lived "last
-known" copy lets a client still see a (labelled) balance when the core system is down.
+known" copy lets a client still see a (labelled) balance when the core system is down. Beneath the cache a
+`CircuitBreaker` stops calling a core system that keeps failing, for every process at once, so that its callers fall
+back straight away instead of each waiting out its time budget.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import redis
 from sqlalchemy import select
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from bootstrap import Services
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LAST_KNOWN_SECONDS = 30 * 24 * 3600
 CACHE_PREFIX = "corebanking"
@@ -34,6 +37,12 @@ CACHE_PREFIX = "corebanking"
 
 class CoreBankingUnavailable(RuntimeError):
     """The core banking system could not answer (down, refused our credentials, too slow, or answered nonsense)."""
+
+
+class ClientNotInCoreBanking(CoreBankingUnavailable):
+    """The core banking system answered, and no single client of its own (or more than one, and none matching our
+    external id) has this client's phone: a fact about the client, not a failure of the system (the circuit breaker
+    does not count it)."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,84 @@ class CachedCoreBanking:
             return None
 
 
+class CircuitBreaker:
+    """After `failures` failed calls with no success between them, no process calls the remote system for `pause`
+    seconds: each call fails at once with `CoreBankingUnavailable`, which the callers already handle (the labelled
+    last-known balance, else the "not available" notice). After the pause calls go through again; the first failure
+    pauses it again, the first success clears the count.
+
+    Why: a core banking system that hangs costs each caller its whole time budget (FINERACT_TIMEOUT_SECONDS), and a
+    web worker is held meanwhile; a few balance requests a second would hold every worker and stall every survey.
+    The count and the pause live in Redis, shared by the web and RQ processes, and expire by Redis's clock.
+
+    Written here rather than taken from pybreaker: its CircuitBreaker holds one lock for the whole guarded call, so
+    the threads of a gthread worker would queue behind each other's slow calls, and its Redis storage makes several
+    round trips per call where this makes one. A Redis failure never blocks a call: the breaker then stays closed.
+    """
+
+    def __init__(self, connection: redis.Redis, *, name: str, failures: int, pause: int) -> None:
+        self.redis = connection
+        self.failures = failures
+        self.pause = pause
+        self._paused_key = f"{CACHE_PREFIX}:breaker:{name}:paused"
+        self._count_key = f"{CACHE_PREFIX}:breaker:{name}:failures"
+
+    def call(self, func: Callable[..., T], *args: Any) -> T:
+        paused, failed_before = self._read()
+        if paused:
+            raise CoreBankingUnavailable("core banking paused after repeated failures")
+        try:
+            result = func(*args)
+        except ClientNotInCoreBanking:
+            self._succeeded(failed_before)  # the system answered: this client is not in it
+            raise
+        except CoreBankingUnavailable:
+            self._failed()
+            raise
+        self._succeeded(failed_before)
+        return result
+
+    def _read(self) -> tuple[bool, bool]:
+        try:
+            paused, count = self.redis.mget(self._paused_key, self._count_key)
+        except redis.RedisError:
+            return False, False
+        return paused is not None, count is not None
+
+    def _failed(self) -> None:
+        try:
+            pipe = self.redis.pipeline()
+            pipe.incr(self._count_key)
+            pipe.expire(self._count_key, 2 * self.pause)  # outlives the pause: one failure after it pauses again
+            count = int(pipe.execute()[0])
+            if count >= self.failures and self.redis.set(self._paused_key, count, ex=self.pause, nx=True):
+                logger.warning("core banking failed %d times in a row: not called for %d s", count, self.pause)
+        except redis.RedisError:
+            pass
+
+    def _succeeded(self, failed_before: bool) -> None:
+        if not failed_before:
+            return
+        try:
+            self.redis.delete(self._count_key)
+        except redis.RedisError:
+            pass
+
+
+class GuardedCoreBanking:
+    """A core banking adapter whose calls go through a `CircuitBreaker`."""
+
+    def __init__(self, inner: CoreBanking, breaker: CircuitBreaker) -> None:
+        self.inner = inner
+        self.breaker = breaker
+
+    def balances(self, client: Client) -> list[AccountBalance]:
+        return self.breaker.call(self.inner.balances, client)
+
+    def statement(self, client: Client, limit: int = 5) -> list[StatementLine]:
+        return self.breaker.call(self.inner.statement, client, limit)
+
+
 def _dump_balances(balances: list[AccountBalance]) -> str:
     return json.dumps([asdict(balance) for balance in balances], default=_json_default)
 
@@ -220,4 +307,10 @@ def build_core_banking(services: Services, session: Session) -> CoreBanking:
         timeout=settings.fineract_timeout_seconds,
         http_client=shared_http_client(),
     )
-    return CachedCoreBanking(fineract, services.redis, ttl=settings.balance_cache_seconds)
+    breaker = CircuitBreaker(
+        services.redis,
+        name="fineract",
+        failures=settings.fineract_breaker_failures,
+        pause=settings.fineract_breaker_seconds,
+    )
+    return CachedCoreBanking(GuardedCoreBanking(fineract, breaker), services.redis, ttl=settings.balance_cache_seconds)

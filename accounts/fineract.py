@@ -32,7 +32,13 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
-from accounts.corebanking import AccountBalance, CoreBankingUnavailable, StatementLine, mask_account_number
+from accounts.corebanking import (
+    AccountBalance,
+    ClientNotInCoreBanking,
+    CoreBankingUnavailable,
+    StatementLine,
+    mask_account_number,
+)
 from accounts.models import Client, ClientPhone
 from db import utcnow
 
@@ -64,10 +70,6 @@ SAVINGS_TRANSACTION_KINDS = {
     "savingsAccountTransactionType.overdraftInterest": "fee",
 }
 INTERNAL_TRANSACTION_WORDS = ("accrual",)  # bookkeeping entries a client never asked about
-
-
-class ClientNotInCoreBanking(CoreBankingUnavailable):
-    """No Fineract client (or more than one, and none matching our external id) has this client's phone."""
 
 
 @cache

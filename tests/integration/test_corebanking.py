@@ -18,12 +18,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import redis
 
 from accounts.corebanking import (
     AccountBalance,
     CachedCoreBanking,
+    CircuitBreaker,
     CoreBanking,
     CoreBankingUnavailable,
+    GuardedCoreBanking,
     LedgerCoreBanking,
     StatementLine,
     build_core_banking,
@@ -64,6 +67,8 @@ class FineractHandler(BaseHTTPRequestHandler):
         if mode == "badjson":
             return self._send(200, b"<html>Gateway maintenance</html>")
         fixture = FIXTURES / _fixture_name(url.path.removeprefix(API_ROOT), parse_qs(url.query))
+        if mode == "ok" and fixture.name.startswith("search_") and not fixture.exists():
+            return self._send(200, b"[]")  # Fineract's search finds nobody: an empty list
         if mode == "404" or not fixture.exists():
             return self._send(404, (FIXTURES / "error_404.json").read_bytes())
         self._send(200, fixture.read_bytes())
@@ -349,8 +354,111 @@ def test_build_core_banking_follows_settings(services: Services, fineract_server
         built = build_core_banking(replace(services, settings=fineract_settings), session)
 
     assert isinstance(built, CachedCoreBanking)
-    assert isinstance(built.inner, FineractCoreBanking)
+    assert isinstance(built.inner, GuardedCoreBanking)
+    assert isinstance(built.inner.inner, FineractCoreBanking)
     assert built.ttl == fineract_settings.balance_cache_seconds
+    assert (built.inner.breaker.failures, built.inner.breaker.pause) == (5, 30)
+
+
+# --- the circuit breaker ------------------------------------------------------------------------------------------
+
+PAUSED_KEY = "corebanking:breaker:fineract:paused"
+
+
+def _guarded(server: FakeFineract, services: Services, *, failures: int = 2) -> CachedCoreBanking:
+    breaker = CircuitBreaker(services.redis, name="fineract", failures=failures, pause=30)
+    return CachedCoreBanking(GuardedCoreBanking(_fineract(server), breaker), services.redis, ttl=60)
+
+
+def test_after_repeated_failures_fineract_is_not_called_and_the_last_known_balance_comes_at_once(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    core = _guarded(fineract_server, services)
+    core.balances(amina)  # a last-known copy
+    fineract_server.mode = "500"
+    for _ in range(2):
+        core.forget(amina)
+        core.balances(amina)
+    calls = len(fineract_server.requests)
+    core.forget(amina)
+
+    served = core.balances(amina)
+
+    assert len(fineract_server.requests) == calls  # paused: Fineract was not asked
+    assert served == [replace(balance, stale=True) for balance in AMINA_BALANCES]
+    assert 0 < services.redis.ttl(PAUSED_KEY) <= 30
+    with pytest.raises(CoreBankingUnavailable, match="paused"):
+        core.statement(amina)
+    assert len(fineract_server.requests) == calls
+
+
+def test_failures_below_the_threshold_or_with_a_success_between_them_do_not_pause(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    core = _guarded(fineract_server, services)
+    fineract_server.mode = "500"
+    with pytest.raises(CoreBankingUnavailable):
+        core.statement(amina)
+    fineract_server.mode = "ok"
+    core.statement(amina)  # clears the count
+    fineract_server.mode = "500"
+    with pytest.raises(CoreBankingUnavailable):
+        core.statement(amina)
+    calls = len(fineract_server.requests)
+
+    with pytest.raises(CoreBankingUnavailable, match="HTTP 500"):
+        core.statement(amina)  # the second failure in a row: still asked, then paused
+
+    assert len(fineract_server.requests) > calls
+    assert services.redis.exists(PAUSED_KEY)
+
+
+def test_after_the_pause_fineract_is_asked_again_and_one_failure_pauses_it_again(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    core = _guarded(fineract_server, services)
+    fineract_server.mode = "500"
+    for _ in range(2):
+        with pytest.raises(CoreBankingUnavailable):
+            core.statement(amina)
+    services.redis.delete(PAUSED_KEY)  # the pause is over (its key expires)
+
+    with pytest.raises(CoreBankingUnavailable, match="HTTP 500"):
+        core.statement(amina)
+    assert services.redis.exists(PAUSED_KEY)  # one failure was enough
+
+    services.redis.delete(PAUSED_KEY)
+    fineract_server.mode = "ok"
+    assert core.statement(amina)[0].kind == "repayment"
+    fineract_server.mode = "500"
+    with pytest.raises(CoreBankingUnavailable, match="HTTP 500"):
+        core.statement(amina)
+    assert not services.redis.exists(PAUSED_KEY)  # the success had cleared the count
+
+
+def test_clients_unknown_to_fineract_do_not_pause_it(
+    fineract_server: FakeFineract, services: Services, amina: Client, baraka: Client
+) -> None:
+    core = _guarded(fineract_server, services)
+    amina.phones[0].phone = "+254799999999"
+    for _ in range(3):
+        with pytest.raises(ClientNotInCoreBanking):
+            core.statement(amina)
+
+    assert not services.redis.exists(PAUSED_KEY)
+    assert core.balances(baraka) == []
+
+
+def test_without_redis_the_breaker_lets_every_call_through(fineract_server: FakeFineract, amina: Client) -> None:
+    broken = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)  # nothing listens there
+    breaker = CircuitBreaker(broken, name="fineract", failures=1, pause=30)
+    core = GuardedCoreBanking(_fineract(fineract_server), breaker)
+    fineract_server.mode = "500"
+    with pytest.raises(CoreBankingUnavailable, match="HTTP 500"):
+        core.balances(amina)
+    fineract_server.mode = "ok"
+
+    assert core.balances(amina) == AMINA_BALANCES
 
 
 def test_cache_survives_a_corrupt_entry(services: Services, fineract_server: FakeFineract, amina: Client) -> None:

@@ -71,6 +71,8 @@ def test_settings_reject_a_malformed_number_naming_the_variable():
         ({"PORTAL_URL": "https://portal.example.org/feed"}, "PORTAL_URL is set without PORTAL_SECRET"),
         ({"PROXY_HOPS": "9"}, "PROXY_HOPS must be 0 to 5"),
         ({"BAD_API_KEYS_PER_ADDRESS_PER_MINUTE": "0"}, "BAD_API_KEYS_PER_ADDRESS_PER_MINUTE must be at least 1"),
+        ({"FINERACT_BREAKER_FAILURES": "0"}, "FINERACT_BREAKER_FAILURES and FINERACT_BREAKER_SECONDS must be at"),
+        ({"FINERACT_BREAKER_SECONDS": "0"}, "FINERACT_BREAKER_FAILURES and FINERACT_BREAKER_SECONDS must be at"),
     ],
 )
 def test_settings_that_would_switch_a_protection_off_are_refused(environ, named):
