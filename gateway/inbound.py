@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from bootstrap import Services
 from conversations.service import BackingServiceDown, handle_inbound
 from gateway.channels import BadRequest, Forbidden
+from gateway.jobs import answer_button
 from gateway.messages import Reply, WebhookRequest, WebhookResponse
 
 logger = logging.getLogger(__name__)
@@ -52,16 +53,17 @@ def receive_messages(services: Services, slug: str, webhook: WebhookRequest) -> 
             replies = handle_inbound(services, message)
         except BackingServiceDown:
             return error_response(503, "temporarily unavailable, retry later")
-        _acknowledge_button(channel, message)
+        _acknowledge_button(services, channel, message)
     return channel.respond(replies if channel.synchronous else [])  # type: ignore[no-any-return]
 
 
-def _acknowledge_button(channel: Any, message: Any) -> None:
-    """Telegram shows a spinner on a pressed button until the callback query is answered."""
+def _acknowledge_button(services: Services, channel: Any, message: Any) -> None:
+    """Telegram shows a spinner on a pressed button until the callback query is answered: an RQ job answers it, so
+    the webhook does not wait on Telegram's API (a web worker is held for the whole request)."""
     callback_id = getattr(message, "callback_id", None)
-    answer = getattr(channel, "answer_callback", None)
-    if callback_id and answer is not None:
-        try:
-            answer(callback_id)
-        except Exception as exc:  # noqa: BLE001 - a missed acknowledgement must not lose the message
-            logger.info("could not answer callback query: %s", type(exc).__name__)
+    if not callback_id or not hasattr(channel, "answer_callback"):
+        return
+    try:
+        services.enqueue(answer_button, channel.slug, callback_id)
+    except Exception as exc:  # noqa: BLE001 - a missed acknowledgement must not lose the message
+        logger.info("could not queue the answer to a callback query: %s", type(exc).__name__)

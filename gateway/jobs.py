@@ -1,4 +1,5 @@
-"""RQ job that sends one outbox message through its channel's `send()`.
+"""RQ jobs of the gateway: sending one outbox message through its channel's `send()`, and answering a pressed
+Telegram button (`answer_button`), so that no web request waits on a provider's API.
 
 Idempotent: the row is claimed with a conditional UPDATE (queued -> sending), so a job that runs twice, or two
 workers racing, send once. Retryable failures (timeouts, 429, 5xx) put the row back to queued and re-raise so RQ's
@@ -78,6 +79,16 @@ def send_outbound(message_id: int) -> str:
         )
     logger.info("sent outbox %s on %s to %s", message_id, outbound.channel, mask_phone(outbound.recipient))
     return "sent"
+
+
+def answer_button(channel_slug: str, callback_id: str) -> None:
+    """Stop the spinner on a pressed button (Telegram shows it until the callback query is answered). Not retried: a
+    late answer is no use, and the spinner stops by itself; the message itself was handled when it came in."""
+    channel = bootstrap.current().channels[channel_slug]
+    try:
+        channel.answer_callback(callback_id)
+    except Exception as exc:  # noqa: BLE001 - a missed acknowledgement must not fail the queue
+        logger.info("could not answer callback query: %s", type(exc).__name__)
 
 
 def _abandoned_or_in_progress(session: Any, message: OutboxMessage, send_timeout_seconds: float) -> str:

@@ -330,3 +330,28 @@ def test_a_job_finding_its_row_left_sending_by_a_dead_worker_marks_it_unknown(te
     row = _row(telegram_services, message_id)
     assert row.status == "unknown" and "not resent" in row.error
     assert provider.requests == []
+
+
+def test_a_pressed_button_is_answered_by_a_job_not_inside_the_webhook(settings, provider):
+    provider.default = Canned(200, '{"ok": true, "result": true}')
+    configured = dataclasses.replace(
+        settings, telegram_bot_token="123:abc", telegram_webhook_secret="s", telegram_api_url=provider.base_url + "/bot"
+    )
+    app = create_app(configured)
+    services = app.extensions["services"]
+    services.queue = Queue("default", connection=services.redis)  # asynchronous, even when embedded
+    try:
+        sender = {"id": 4545, "is_bot": False, "first_name": "A"}
+        message = {"message_id": 9, "date": 1700000000, "chat": {"id": 4545, "type": "private"}}
+        tap = {"update_id": 80, "callback_query": {"id": "cb-80", "data": "1", "chat_instance": "x", "from": sender}}
+        tap["callback_query"]["message"] = message
+        headers = {"X-Telegram-Bot-Api-Secret-Token": "s"}
+
+        assert app.test_client().post("/webhooks/telegram", json=tap, headers=headers).status_code == 200
+        assert not [request for request in provider.requests if request.path.endswith("/answerCallbackQuery")]
+
+        SimpleWorker([services.queue], connection=services.redis).work(burst=True, with_scheduler=False)
+        [answered] = [request.form() for request in provider.requests if request.path.endswith("/answerCallbackQuery")]
+        assert answered["callback_query_id"] == "cb-80"
+    finally:
+        services.dispose()
