@@ -1,6 +1,7 @@
-"""Soak: mixed traffic against gunicorn (2 web processes) and one RQ worker on PostgreSQL + Redis for N minutes.
+"""Soak: mixed traffic against gunicorn (the Procfile's web processes) and one RQ worker on PostgreSQL + Redis.
 
 Run: .venv/bin/python bench/soak.py [--minutes 10] [--concurrency 20] [--worker simple|fork]
+     [--worker-class sync|gthread] [--workers 3] [--threads 1]
 
 Traffic, drawn in a fixed rotation: USSD PPI surveys (13 hops, a fresh client each time from a pool), USSD balance
 checks (dial, 2, PIN), SMS through Africa's Talking's SMS webhook (with no AT credentials configured, the replies go
@@ -177,7 +178,9 @@ def soak(args: argparse.Namespace, folder: Path) -> bool:
             f"import common; common.worker_main(simple={args.worker == 'simple'})", env, folder / "worker.log"
         )
         try:
-            with common.Gunicorn("common:guarded_app()", env, worker_class="gthread", threads=4) as server:
+            with common.Gunicorn(
+                "common:guarded_app()", env, worker_class=args.worker_class, workers=args.workers, threads=args.threads
+            ) as server:
                 warm = list(itertools.islice(traffic(survey_phones, balance_phones, key, 40, "warm"), 40))
                 asyncio.run(common.drive(server.url, warm, concurrency=args.concurrency, seconds=20))
                 pids = {f"web {n + 1} (pid {pid})": pid for n, pid in enumerate(server.worker_pids())}
@@ -237,6 +240,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--worker", default="simple", choices=["simple", "fork"])
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"], help="as the Procfile's")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (the Procfile's WEB_CONCURRENCY)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--drain-seconds", type=float, default=300, help="wait for the outbox after the load")
     parser.add_argument("--env", nargs="*", default=[], help="extra NAME=VALUE for the server processes")
     args = parser.parse_args()
