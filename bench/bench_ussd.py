@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,20 +131,36 @@ def durable_counts(services: Any) -> dict[str, int]:
         }
 
 
-def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict[str, Any]:
+@dataclass
+class Setup:
+    """A fresh database and Redis for one run, and the environment and options of its gunicorn."""
+
+    services: Any
+    env: dict[str, str]
+    server_times: Path
+    threads: int
+    server_options: dict[str, Any]
+
+
+def fresh_setup(args: argparse.Namespace, worker_class: str, folder: Path, name: str) -> Setup:
     database_url = common.fresh_database(DATABASE)
     redis_url = common.fresh_redis(REDIS_DB)
-    services = common.bench_services(database_url, redis_url)
-    phones = seed_survey_clients(services, args.sessions)
-    threads = args.threads if worker_class == "gthread" else 1
     env = common.server_env(database_url, redis_url)
-    server_times = folder / f"server-times-{worker_class}"
+    server_times = folder / name
     server_times.mkdir()
     env[common.SERVER_TIMES_ENV] = str(server_times)
+    threads = args.threads if worker_class == "gthread" else 1
+    options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
+    return Setup(common.bench_services(database_url, redis_url), env, server_times, threads, options)
+
+
+def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict[str, Any]:
+    setup = fresh_setup(args, worker_class, folder, f"server-times-{worker_class}")
+    services, env, server_options = setup.services, setup.env, setup.server_options
+    phones = seed_survey_clients(services, args.sessions)
     sessions = [survey_job(phone, f"ATUid_bench_{n}", args.think) for n, phone in enumerate(phones)]
     ceiling_phones = (phones[n % len(phones)] for n in range(max(len(phones), CEILING_SESSIONS)))
     ceiling_sessions = [ceiling_job(phone, f"ATUid_ceiling_{n}", args.think) for n, phone in enumerate(ceiling_phones)]
-    server_options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
     with Gunicorn("common:guarded_app()", env, **server_options) as server, common.cpu_use() as app_cpu:
         app_run = drive_lanes(args, server.url, sessions)
     with Gunicorn("common:ceiling_app()", env, **server_options) as ceiling:
@@ -153,11 +170,11 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
             ceiling.url + common.USSD_PATH, connections=args.concurrency, seconds=10, script=write_wrk_script(folder)
         )
     counts = durable_counts(services)
-    in_app = common.read_server_times(server_times, app_run.steady)
+    in_app = common.read_server_times(setup.server_times, app_run.steady)
     services.dispose()
     return {
         "class": worker_class,
-        "threads": threads,
+        "threads": setup.threads,
         "workers": args.workers,
         "app": app_run,
         "ceiling": ceiling_run,
@@ -170,21 +187,14 @@ def run_class(args: argparse.Namespace, worker_class: str, folder: Path) -> dict
 
 def run_class_wrk(args: argparse.Namespace, worker_class: str, folder: Path) -> dict[str, Any]:
     """The same load driven by wrk (`ussd_survey.lua`), app and ceiling alike: one connection per lane."""
-    database_url = common.fresh_database(DATABASE)
-    redis_url = common.fresh_redis(REDIS_DB)
-    services = common.bench_services(database_url, redis_url)
+    setup = fresh_setup(args, worker_class, folder, f"server-times-wrk-{worker_class}")
+    services = setup.services
     phones_per_lane = math.ceil(max(args.sessions, WRK_MIN_PHONES) / args.concurrency)
     seed_survey_clients(services, phones_per_lane * args.concurrency)
-    threads = args.threads if worker_class == "gthread" else 1
-    env = common.server_env(database_url, redis_url)
-    server_times = folder / f"server-times-wrk-{worker_class}"
-    server_times.mkdir()
-    env[common.SERVER_TIMES_ENV] = str(server_times)
-    server_options = {"worker_class": worker_class, "threads": threads, "workers": args.workers}
     runs, cpu = {}, {}
     for name, target in (("app", "common:guarded_app()"), ("ceiling", "common:ceiling_app()")):
         lanes = [str(PHONE_BASE), str(args.concurrency), str(phones_per_lane), str(QUESTIONS), WRK_MODES[name]]
-        with Gunicorn(target, env, **server_options) as server, common.cpu_use() as cpu[name]:
+        with Gunicorn(target, setup.env, **setup.server_options) as server, common.cpu_use() as cpu[name]:
             runs[name] = common.run_wrk(
                 server.url + common.USSD_PATH,
                 connections=args.concurrency,
@@ -195,10 +205,10 @@ def run_class_wrk(args: argparse.Namespace, worker_class: str, folder: Path) -> 
             )
     counts = durable_counts(services)
     services.dispose()
-    in_app = common.read_server_times(server_times, None)
+    in_app = common.read_server_times(setup.server_times, None)
     return {
         "class": worker_class,
-        "threads": threads,
+        "threads": setup.threads,
         "workers": args.workers,
         **runs,
         "counts": counts,
