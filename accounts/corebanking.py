@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
@@ -186,8 +187,9 @@ class CachedCoreBanking:
 class CircuitBreaker:
     """After `failures` failed calls with no success between them, no process calls the remote system for `pause`
     seconds: each call fails at once with `CoreBankingUnavailable`, which the callers already handle (the labelled
-    last-known balance, else the "not available" notice). After the pause calls go through again; the first failure
-    pauses it again, the first success clears the count.
+    last-known balance, else the "not available" notice). After the pause one call, from whichever process comes
+    first, tries the system while the others still fail at once (for at most `probe` seconds, the longest a call
+    may take): its failure pauses the system again, its success clears the count and every call goes through.
 
     Why: a core banking system that hangs costs each caller its whole time budget (FINERACT_TIMEOUT_SECONDS), and a
     web worker is held meanwhile; a few balance requests a second would hold every worker and stall every survey.
@@ -198,34 +200,44 @@ class CircuitBreaker:
     round trips per call where this makes one. A Redis failure never blocks a call: the breaker then stays closed.
     """
 
-    def __init__(self, connection: redis.Redis, *, name: str, failures: int, pause: int) -> None:
+    def __init__(self, connection: redis.Redis, *, name: str, failures: int, pause: int, probe: int) -> None:
         self.redis = connection
         self.failures = failures
         self.pause = pause
+        self.probe = probe
         self._paused_key = f"{CACHE_PREFIX}:breaker:{name}:paused"
         self._count_key = f"{CACHE_PREFIX}:breaker:{name}:failures"
+        self._probe_key = f"{CACHE_PREFIX}:breaker:{name}:probe"
 
     def call(self, func: Callable[..., T], *args: Any) -> T:
-        paused, failed_before = self._read()
-        if paused:
+        paused, count = self._read()
+        if paused or (count >= self.failures and not self._take_probe()):
             raise CoreBankingUnavailable("core banking paused after repeated failures")
         try:
             result = func(*args)
         except ClientNotInCoreBanking:
-            self._succeeded(failed_before)  # the system answered: this client is not in it
+            self._succeeded(count)  # the system answered: this client is not in it
             raise
         except CoreBankingUnavailable:
             self._failed()
             raise
-        self._succeeded(failed_before)
+        self._succeeded(count)
         return result
 
-    def _read(self) -> tuple[bool, bool]:
+    def _read(self) -> tuple[bool, int]:
+        """Whether the system is paused, and its failures in a row so far."""
         try:
             paused, count = self.redis.mget(self._paused_key, self._count_key)
         except redis.RedisError:
-            return False, False
-        return paused is not None, count is not None
+            return False, 0
+        return paused is not None, int(count or 0)
+
+    def _take_probe(self) -> bool:
+        """The right to make the one trial call after a pause (False: another process is making it)."""
+        try:
+            return bool(self.redis.set(self._probe_key, 1, ex=self.probe, nx=True))
+        except redis.RedisError:
+            return True
 
     def _failed(self) -> None:
         try:
@@ -234,15 +246,16 @@ class CircuitBreaker:
             pipe.expire(self._count_key, 2 * self.pause)  # outlives the pause: one failure after it pauses again
             count = int(pipe.execute()[0])
             if count >= self.failures and self.redis.set(self._paused_key, count, ex=self.pause, nx=True):
+                self.redis.delete(self._probe_key)  # a failed trial call: the next one comes after this pause
                 logger.warning("core banking failed %d times in a row: not called for %d s", count, self.pause)
         except redis.RedisError:
             pass
 
-    def _succeeded(self, failed_before: bool) -> None:
-        if not failed_before:
+    def _succeeded(self, count: int) -> None:
+        if not count:
             return
         try:
-            self.redis.delete(self._count_key)
+            self.redis.delete(self._count_key, self._probe_key)
         except redis.RedisError:
             pass
 
@@ -312,5 +325,6 @@ def build_core_banking(services: Services, session: Session) -> CoreBanking:
         name="fineract",
         failures=settings.fineract_breaker_failures,
         pause=settings.fineract_breaker_seconds,
+        probe=math.ceil(settings.fineract_timeout_seconds) + 1,
     )
     return CachedCoreBanking(GuardedCoreBanking(fineract, breaker), services.redis, ttl=settings.balance_cache_seconds)

@@ -357,16 +357,18 @@ def test_build_core_banking_follows_settings(services: Services, fineract_server
     assert isinstance(built.inner, GuardedCoreBanking)
     assert isinstance(built.inner.inner, FineractCoreBanking)
     assert built.ttl == fineract_settings.balance_cache_seconds
-    assert (built.inner.breaker.failures, built.inner.breaker.pause) == (5, 30)
+    breaker = built.inner.breaker
+    assert (breaker.failures, breaker.pause, breaker.probe) == (5, 30, 4)  # the probe outlasts a 3 s call
 
 
 # --- the circuit breaker ------------------------------------------------------------------------------------------
 
 PAUSED_KEY = "corebanking:breaker:fineract:paused"
+PROBE_KEY = "corebanking:breaker:fineract:probe"
 
 
 def _guarded(server: FakeFineract, services: Services, *, failures: int = 2) -> CachedCoreBanking:
-    breaker = CircuitBreaker(services.redis, name="fineract", failures=failures, pause=30)
+    breaker = CircuitBreaker(services.redis, name="fineract", failures=failures, pause=30, probe=5)
     return CachedCoreBanking(GuardedCoreBanking(_fineract(server), breaker), services.redis, ttl=60)
 
 
@@ -436,6 +438,29 @@ def test_after_the_pause_fineract_is_asked_again_and_one_failure_pauses_it_again
     assert not services.redis.exists(PAUSED_KEY)  # the success had cleared the count
 
 
+def test_after_the_pause_one_call_tries_fineract_while_the_others_still_fail_at_once(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    core = _guarded(fineract_server, services)
+    fineract_server.mode = "500"
+    for _ in range(2):
+        with pytest.raises(CoreBankingUnavailable):
+            core.statement(amina)
+    services.redis.delete(PAUSED_KEY)  # the pause is over
+    services.redis.set(PROBE_KEY, 1, ex=5)  # another process is making the trial call
+    fineract_server.mode = "ok"
+    calls = len(fineract_server.requests)
+
+    with pytest.raises(CoreBankingUnavailable, match="paused"):
+        core.statement(amina)
+    assert len(fineract_server.requests) == calls
+
+    services.redis.delete(PROBE_KEY)  # its trial ended without word (it gives up after `probe` seconds)
+    assert core.statement(amina)[0].kind == "repayment"  # this call was the trial: it closed the breaker
+    assert not services.redis.exists(PROBE_KEY)
+    assert core.statement(amina)[0].kind == "repayment"
+
+
 def test_clients_unknown_to_fineract_do_not_pause_it(
     fineract_server: FakeFineract, services: Services, amina: Client, baraka: Client
 ) -> None:
@@ -451,7 +476,7 @@ def test_clients_unknown_to_fineract_do_not_pause_it(
 
 def test_without_redis_the_breaker_lets_every_call_through(fineract_server: FakeFineract, amina: Client) -> None:
     broken = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)  # nothing listens there
-    breaker = CircuitBreaker(broken, name="fineract", failures=1, pause=30)
+    breaker = CircuitBreaker(broken, name="fineract", failures=1, pause=30, probe=5)
     core = GuardedCoreBanking(_fineract(fineract_server), breaker)
     fineract_server.mode = "500"
     with pytest.raises(CoreBankingUnavailable, match="HTTP 500"):
