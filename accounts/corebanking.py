@@ -310,7 +310,7 @@ def build_core_banking(services: Services, session: Session) -> CoreBanking:
     settings = services.settings
     if settings.core_banking != "fineract":
         return LedgerCoreBanking(session)
-    from accounts.fineract import FineractCoreBanking, shared_http_client
+    from accounts.fineract import FineractCoreBanking, RedisClientIds, shared_http_client
 
     fineract = FineractCoreBanking(
         base_url=settings.fineract_url,
@@ -319,6 +319,7 @@ def build_core_banking(services: Services, session: Session) -> CoreBanking:
         password=settings.fineract_password,
         timeout=settings.fineract_timeout_seconds,
         http_client=shared_http_client(),
+        client_ids=RedisClientIds(services.redis),
     )
     breaker = CircuitBreaker(
         services.redis,

@@ -1,6 +1,7 @@
 """Apache Fineract as a `CoreBanking` adapter, through the staff APIs with one read-only service account.
 
-The client is found by mobile number (`GET /search?resource=clients&exactMatch=true`, channels.md §8.5), then
+The client is found by mobile number (`GET /search?resource=clients&exactMatch=true`, channels.md §8.5; the id it
+finds is remembered in Redis for a day, `RedisClientIds`, so later requests skip the search), then
 `GET /clients/{id}/accounts`, `GET /loans/{id}?associations=repaymentSchedule|transactions` and
 `GET /savingsaccounts/{id}?associations=transactions`. Fineract's JSON omits null fields, writes dates as
 `[y, m, d]` and enums as `{id, code, value}`; parsing tolerates all three. Every failure (refused credentials, 404,
@@ -18,6 +19,7 @@ Loan detail, as Fineract sends it (abridged):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -25,10 +27,11 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import phonenumbers
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
@@ -72,6 +75,64 @@ SAVINGS_TRANSACTION_KINDS = {
 INTERNAL_TRANSACTION_WORDS = ("accrual",)  # bookkeeping entries a client never asked about
 
 
+# Which Fineract client each of ours is stays the same for a long time (Fineract's ids are stable; a phone moving to
+# someone else needs a new client record on our side too), so the phone search that finds it is remembered for a day.
+CLIENT_ID_SECONDS = 24 * 3600
+
+
+class ClientIds(Protocol):
+    """Which Fineract client (its id) each of our clients (by id) is, as found by the phone search."""
+
+    def get(self, client_id: int) -> int | None: ...
+
+    def put(self, client_id: int, fineract_id: int) -> None: ...
+
+    def forget(self, client_id: int) -> None: ...
+
+
+class RedisClientIds:
+    """Which Fineract client each of our clients is, shared by every process: the phone search that finds it is one
+    of the three or four calls of a balance request, and an adapter lives for one hop. A Redis error means a search."""
+
+    def __init__(self, connection: redis.Redis, ttl: int = CLIENT_ID_SECONDS) -> None:
+        self.redis = connection
+        self.ttl = ttl
+
+    def get(self, client_id: int) -> int | None:
+        try:
+            value = self.redis.get(self._key(client_id))
+        except redis.RedisError:
+            return None
+        return int(value) if value is not None else None
+
+    def put(self, client_id: int, fineract_id: int) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.redis.set(self._key(client_id), fineract_id, ex=self.ttl)
+
+    def forget(self, client_id: int) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.redis.delete(self._key(client_id))
+
+    def _key(self, client_id: int) -> str:
+        return f"corebanking:fineract-id:{client_id}"
+
+
+class LocalClientIds:
+    """The same, kept by one adapter only (tests, and adapters built without Redis)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[int, int] = {}
+
+    def get(self, client_id: int) -> int | None:
+        return self._ids.get(client_id)
+
+    def put(self, client_id: int, fineract_id: int) -> None:
+        self._ids[client_id] = fineract_id
+
+    def forget(self, client_id: int) -> None:
+        self._ids.pop(client_id, None)
+
+
 @cache
 def shared_http_client() -> httpx.Client:
     """One pooled client per process; timeouts are set per request from the call's remaining budget."""
@@ -99,6 +160,7 @@ class FineractCoreBanking:
         timeout: float = 3.0,
         http_client: httpx.Client | None = None,
         clock: Callable[[], datetime] = utcnow,
+        client_ids: ClientIds | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
@@ -106,7 +168,7 @@ class FineractCoreBanking:
         self.timeout = timeout
         self.http = http_client or httpx.Client(follow_redirects=False)
         self.clock = clock
-        self._client_ids: dict[int, int] = {}
+        self.client_ids = client_ids or LocalClientIds()
 
     # --- CoreBanking ---------------------------------------------------------------------------------------------
 
@@ -141,7 +203,11 @@ class FineractCoreBanking:
 
     def _accounts(self, client: Client, deadline: _Deadline) -> dict[str, Any]:
         fineract_id = self._fineract_client_id(client, deadline)
-        accounts = self._get(f"/clients/{fineract_id}/accounts", deadline)
+        try:
+            accounts = self._get(f"/clients/{fineract_id}/accounts", deadline)
+        except CoreBankingUnavailable:
+            self.client_ids.forget(client.id)  # a remembered id that no longer works: search again next time
+            raise
         if not isinstance(accounts, dict):
             raise CoreBankingUnavailable("unexpected accounts response")
         return accounts
@@ -163,14 +229,15 @@ class FineractCoreBanking:
         )
 
     def _fineract_client_id(self, client: Client, deadline: _Deadline) -> int:
-        if client.id in self._client_ids:
-            return self._client_ids[client.id]
+        known = self.client_ids.get(client.id)
+        if known is not None:
+            return known
         shared = _shared_phones(client)
         for phone, query in _phone_queries(client):
             hits = self._get("/search", deadline, query=query, resource="clients", exactMatch="true")
             chosen = _choose_client(hits, client, phone_is_shared=phone in shared)
             if chosen is not None:
-                self._client_ids[client.id] = chosen
+                self.client_ids.put(client.id, chosen)
                 return chosen
         raise ClientNotInCoreBanking("no single core banking client has this phone number")
 

@@ -31,7 +31,7 @@ from accounts.corebanking import (
     StatementLine,
     build_core_banking,
 )
-from accounts.fineract import ClientNotInCoreBanking, FineractCoreBanking
+from accounts.fineract import ClientNotInCoreBanking, FineractCoreBanking, RedisClientIds
 from accounts.models import Account, Client, ClientPhone, LoanProduct, Office, Transaction
 from bootstrap import Services
 
@@ -115,7 +115,9 @@ def fineract_server() -> Iterator[FakeFineract]:
     server.server_close()
 
 
-def _fineract(server: FakeFineract, *, timeout: float = 2.0, password: str = PASSWORD) -> FineractCoreBanking:
+def _fineract(
+    server: FakeFineract, *, timeout: float = 2.0, password: str = PASSWORD, client_ids: Any = None
+) -> FineractCoreBanking:
     host, port = server.server_address[:2]
     return FineractCoreBanking(
         base_url=f"http://{host}:{port}{API_ROOT}/",
@@ -124,6 +126,7 @@ def _fineract(server: FakeFineract, *, timeout: float = 2.0, password: str = PAS
         password=password,
         timeout=timeout,
         clock=lambda: FETCHED_AT,
+        client_ids=client_ids,
     )
 
 
@@ -359,6 +362,35 @@ def test_build_core_banking_follows_settings(services: Services, fineract_server
     assert built.ttl == fineract_settings.balance_cache_seconds
     breaker = built.inner.breaker
     assert (breaker.failures, breaker.pause, breaker.probe) == (5, 30, 4)  # the probe outlasts a 3 s call
+
+
+def _searches(server: FakeFineract) -> int:
+    return sum(1 for path in server.requests if path.startswith(API_ROOT + "/search"))
+
+
+def test_the_next_hop_finds_the_fineract_client_without_searching_again(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    assert _fineract(fineract_server, client_ids=RedisClientIds(services.redis)).balances(amina) == AMINA_BALANCES
+    assert _searches(fineract_server) == 1
+
+    next_hop = _fineract(fineract_server, client_ids=RedisClientIds(services.redis))  # an adapter lives for a hop
+
+    assert next_hop.statement(amina)[0].kind == "repayment"
+    assert _searches(fineract_server) == 1
+    assert 0 < services.redis.ttl(f"corebanking:fineract-id:{amina.id}") <= 24 * 3600
+
+
+def test_a_remembered_fineract_id_that_fails_is_searched_again(
+    fineract_server: FakeFineract, services: Services, amina: Client
+) -> None:
+    RedisClientIds(services.redis).put(amina.id, 999)  # a Fineract client with no accounts record here
+
+    with pytest.raises(CoreBankingUnavailable, match="404"):
+        _fineract(fineract_server, client_ids=RedisClientIds(services.redis)).balances(amina)
+
+    assert _fineract(fineract_server, client_ids=RedisClientIds(services.redis)).balances(amina) == AMINA_BALANCES
+    assert _searches(fineract_server) == 1
 
 
 # --- the circuit breaker ------------------------------------------------------------------------------------------
