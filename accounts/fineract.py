@@ -20,6 +20,7 @@ Loan detail, as Fineract sends it (abridged):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -75,19 +76,20 @@ SAVINGS_TRANSACTION_KINDS = {
 INTERNAL_TRANSACTION_WORDS = ("accrual",)  # bookkeeping entries a client never asked about
 
 
-# Which Fineract client each of ours is stays the same for a long time (Fineract's ids are stable; a phone moving to
-# someone else needs a new client record on our side too), so the phone search that finds it is remembered for a day.
+# Which Fineract client each of ours is rarely changes (Fineract's ids are stable, and the key changes with the phones
+# the search went by: `_identity_key`), so the search that finds it is remembered for a day.
 CLIENT_ID_SECONDS = 24 * 3600
 
 
 class ClientIds(Protocol):
-    """Which Fineract client (its id) each of our clients (by id) is, as found by the phone search."""
+    """Which Fineract client (its id) each of our clients is, as the phone search found it. The key names the client
+    and everything the search's choice depended on (`_identity_key`), so a changed phone finds the client anew."""
 
-    def get(self, client_id: int) -> int | None: ...
+    def get(self, key: str) -> int | None: ...
 
-    def put(self, client_id: int, fineract_id: int) -> None: ...
+    def put(self, key: str, fineract_id: int) -> None: ...
 
-    def forget(self, client_id: int) -> None: ...
+    def forget(self, key: str) -> None: ...
 
 
 class RedisClientIds:
@@ -98,39 +100,36 @@ class RedisClientIds:
         self.redis = connection
         self.ttl = ttl
 
-    def get(self, client_id: int) -> int | None:
+    def get(self, key: str) -> int | None:
         try:
-            value = self.redis.get(self._key(client_id))
+            value = self.redis.get(f"corebanking:fineract-id:{key}")
         except redis.RedisError:
             return None
         return int(value) if value is not None else None
 
-    def put(self, client_id: int, fineract_id: int) -> None:
+    def put(self, key: str, fineract_id: int) -> None:
         with contextlib.suppress(redis.RedisError):
-            self.redis.set(self._key(client_id), fineract_id, ex=self.ttl)
+            self.redis.set(f"corebanking:fineract-id:{key}", fineract_id, ex=self.ttl)
 
-    def forget(self, client_id: int) -> None:
+    def forget(self, key: str) -> None:
         with contextlib.suppress(redis.RedisError):
-            self.redis.delete(self._key(client_id))
-
-    def _key(self, client_id: int) -> str:
-        return f"corebanking:fineract-id:{client_id}"
+            self.redis.delete(f"corebanking:fineract-id:{key}")
 
 
 class LocalClientIds:
     """The same, kept by one adapter only (tests, and adapters built without Redis)."""
 
     def __init__(self) -> None:
-        self._ids: dict[int, int] = {}
+        self._ids: dict[str, int] = {}
 
-    def get(self, client_id: int) -> int | None:
-        return self._ids.get(client_id)
+    def get(self, key: str) -> int | None:
+        return self._ids.get(key)
 
-    def put(self, client_id: int, fineract_id: int) -> None:
-        self._ids[client_id] = fineract_id
+    def put(self, key: str, fineract_id: int) -> None:
+        self._ids[key] = fineract_id
 
-    def forget(self, client_id: int) -> None:
-        self._ids.pop(client_id, None)
+    def forget(self, key: str) -> None:
+        self._ids.pop(key, None)
 
 
 @cache
@@ -202,11 +201,16 @@ class FineractCoreBanking:
         return [line for _date, _id, line in lines[:limit]]
 
     def _accounts(self, client: Client, deadline: _Deadline) -> dict[str, Any]:
-        fineract_id = self._fineract_client_id(client, deadline)
+        shared = _shared_phones(client)
+        key = _identity_key(client, shared)
+        fineract_id = self.client_ids.get(key)
+        if fineract_id is None:
+            fineract_id = self._search_client(client, shared, deadline)
+            self.client_ids.put(key, fineract_id)
         try:
             accounts = self._get(f"/clients/{fineract_id}/accounts", deadline)
         except CoreBankingUnavailable:
-            self.client_ids.forget(client.id)  # a remembered id that no longer works: search again next time
+            self.client_ids.forget(key)  # a remembered id that no longer works: search again next time
             raise
         if not isinstance(accounts, dict):
             raise CoreBankingUnavailable("unexpected accounts response")
@@ -228,16 +232,11 @@ class FineractCoreBanking:
             as_of=now,
         )
 
-    def _fineract_client_id(self, client: Client, deadline: _Deadline) -> int:
-        known = self.client_ids.get(client.id)
-        if known is not None:
-            return known
-        shared = _shared_phones(client)
+    def _search_client(self, client: Client, shared: set[str], deadline: _Deadline) -> int:
         for phone, query in _phone_queries(client):
             hits = self._get("/search", deadline, query=query, resource="clients", exactMatch="true")
             chosen = _choose_client(hits, client, phone_is_shared=phone in shared)
             if chosen is not None:
-                self.client_ids.put(client.id, chosen)
                 return chosen
         raise ClientNotInCoreBanking("no single core banking client has this phone number")
 
@@ -304,6 +303,14 @@ def _shared_phones(client: Client) -> set[str]:
         return set()
     query = select(ClientPhone.phone).where(ClientPhone.phone.in_(phones), ClientPhone.client_id != client.id)
     return set(session.scalars(query))
+
+
+def _identity_key(client: Client, shared: set[str]) -> str:
+    """Our client's id and a digest of what the search's choice depends on: the phones, which of them others use
+    too, the external id. Any change to them (a corrected phone, a family member added on it) searches again."""
+    phones = sorted(entry.phone for entry in client.phones)
+    basis = json.dumps([client.external_id, phones, sorted(shared)])
+    return f"{client.id}:{hashlib.sha256(basis.encode()).hexdigest()[:16]}"
 
 
 def _choose_client(hits: Any, client: Client, *, phone_is_shared: bool = False) -> int | None:
