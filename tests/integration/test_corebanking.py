@@ -463,15 +463,21 @@ def test_failures_below_the_threshold_or_with_a_success_between_them_do_not_paus
     assert services.redis.exists(PAUSED_KEY)
 
 
+def _after_a_pause(server: FakeFineract, services: Services, client: Client) -> CachedCoreBanking:
+    """A breaker that paused Fineract after two failures, and whose pause is over (its key expired)."""
+    core = _guarded(server, services)
+    server.mode = "500"
+    for _ in range(2):
+        with pytest.raises(CoreBankingUnavailable):
+            core.statement(client)
+    services.redis.delete(PAUSED_KEY)
+    return core
+
+
 def test_after_the_pause_fineract_is_asked_again_and_one_failure_pauses_it_again(
     fineract_server: FakeFineract, services: Services, amina: Client
 ) -> None:
-    core = _guarded(fineract_server, services)
-    fineract_server.mode = "500"
-    for _ in range(2):
-        with pytest.raises(CoreBankingUnavailable):
-            core.statement(amina)
-    services.redis.delete(PAUSED_KEY)  # the pause is over (its key expires)
+    core = _after_a_pause(fineract_server, services, amina)
 
     with pytest.raises(CoreBankingUnavailable, match="HTTP 500"):
         core.statement(amina)
@@ -489,12 +495,7 @@ def test_after_the_pause_fineract_is_asked_again_and_one_failure_pauses_it_again
 def test_after_the_pause_one_call_tries_fineract_while_the_others_still_fail_at_once(
     fineract_server: FakeFineract, services: Services, amina: Client
 ) -> None:
-    core = _guarded(fineract_server, services)
-    fineract_server.mode = "500"
-    for _ in range(2):
-        with pytest.raises(CoreBankingUnavailable):
-            core.statement(amina)
-    services.redis.delete(PAUSED_KEY)  # the pause is over
+    core = _after_a_pause(fineract_server, services, amina)
     services.redis.set(PROBE_KEY, 1, ex=5)  # another process is making the trial call
     fineract_server.mode = "ok"
     calls = len(fineract_server.requests)
