@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from accounts.corebanking import (
+    CACHE_PREFIX,
     AccountBalance,
     ClientNotInCoreBanking,
     CoreBankingUnavailable,
@@ -102,18 +103,22 @@ class RedisClientIds:
 
     def get(self, key: str) -> int | None:
         try:
-            value = self.redis.get(f"corebanking:fineract-id:{key}")
+            value = self.redis.get(_redis_key(key))
         except redis.RedisError:
             return None
         return int(value) if value is not None else None
 
     def put(self, key: str, fineract_id: int) -> None:
         with contextlib.suppress(redis.RedisError):
-            self.redis.set(f"corebanking:fineract-id:{key}", fineract_id, ex=self.ttl)
+            self.redis.set(_redis_key(key), fineract_id, ex=self.ttl)
 
     def forget(self, key: str) -> None:
         with contextlib.suppress(redis.RedisError):
-            self.redis.delete(f"corebanking:fineract-id:{key}")
+            self.redis.delete(_redis_key(key))
+
+
+def _redis_key(key: str) -> str:
+    return f"{CACHE_PREFIX}:fineract-id:{key}"
 
 
 class LocalClientIds:

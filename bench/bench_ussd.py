@@ -223,14 +223,19 @@ def drive_lanes(args: argparse.Namespace, url: str, sessions: list[common.Job]) 
     )
 
 
+def _servers(result: dict[str, Any]) -> str:
+    """ "gunicorn 3 workers, sync" or "gunicorn 2 workers, gthread x4 threads"."""
+    threads = f" x{result['threads']} threads" if result["class"] == "gthread" else ""
+    return f"gunicorn {result['workers']} workers, {result['class']}{threads}"
+
+
 def report_class(result: dict[str, Any]) -> bool:
     app_run: Recorder = result["app"].steady_window()
     ceiling_run: Recorder = result["ceiling"].steady_window()
     wrk = result["wrk"]
     counts = result["counts"]
     completed = app_run.completed_sessions
-    label = f"{result['class']}" + (f" x{result['threads']} threads" if result["class"] == "gthread" else "")
-    print(f"\n== gunicorn {result['workers']} workers, {label} ==")
+    print(f"\n== {_servers(result)} ==")
     if result["app"].steady is None or result["ceiling"].steady is None:
         print("  no steady window (lanes started at once, or too few sessions for the stagger): whole runs")
     else:
@@ -267,8 +272,7 @@ def report_class(result: dict[str, Any]) -> bool:
 
 def report_wrk(result: dict[str, Any]) -> bool:
     app, ceiling, counts = result["app"], result["ceiling"], result["counts"]
-    label = f"{result['class']}" + (f" x{result['threads']} threads" if result["class"] == "gthread" else "")
-    print(f"\n== gunicorn {result['workers']} workers, {label}; driven by wrk, one connection per lane ==")
+    print(f"\n== {_servers(result)}; driven by wrk, one connection per lane ==")
     if math.isnan(app["per_second"]):
         print("  wrk is not installed: nothing measured")
         return False
